@@ -1,0 +1,199 @@
+"""`VideoReader`: frame-accurate random access and bounded-memory streaming over one video file."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+import torch
+
+from vidfit.io._decoders import BACKENDS, Backend, FrameSource, make_source
+from vidfit.io._index import build_metadata, open_container, read_packet_index
+from vidfit.io._types import Chunk, FrameBatch, VideoMetadata
+
+
+class VideoReader:
+    """Reads any frames of a video by presentation-order index, decoding each one once.
+
+    Frame ``i`` is always the ``i``-th frame in presentation order: the reader indexes the packets
+    on open (demuxing only), so seeks are exact with B-frames, variable frame rate and streams
+    whose first timestamp is not 0. Every seek starts at the last keyframe before the first frame
+    asked for. Use it as a context manager: PyAV leaks memory when containers are not closed.
+
+    Args:
+        path: The video file.
+        backend: ``"pyav"`` (CPU), ``"nvdec"`` (PyAV's cuvid decoders on an NVIDIA GPU, falling
+            back to ``"pyav"`` with a warning without one) or ``"torchcodec"`` (optional extra).
+        num_threads: FFmpeg decoding threads; 0 lets FFmpeg choose.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, backend: Backend = "pyav", num_threads: int = 0) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
+        if num_threads < 0:
+            raise ValueError(f"num_threads={num_threads!r} must be >= 0 (0 lets FFmpeg choose)")
+        self.path = Path(path)
+        self._container: av.container.InputContainer | None = open_container(self.path)
+        container = self._container
+        try:
+            self._index = read_packet_index(container, self.path)
+            self.metadata: VideoMetadata = build_metadata(self.path, container, self._index)
+            self._source: FrameSource = make_source(backend, self.path, container, self._index, num_threads)
+        except BaseException:
+            container.close()
+            raise
+        self.pts_seconds: np.ndarray = self._index.pts_seconds
+
+    def __len__(self) -> int:
+        return self.metadata.num_frames
+
+    def get_frames(self, start: int, stop: int, *, step: int = 1, size: tuple[int, int] | None = None) -> FrameBatch:
+        """Frames ``start, start + step, ...`` before `stop`.
+
+        Args:
+            start: First frame index.
+            stop: End of the range (exclusive), at most ``num_frames``.
+            step: Distance between frames, >= 1.
+            size: ``(height, width)`` to resize to in FFmpeg's scaler; the native size when None.
+        """
+        _check_step(step)
+        self._check_range(start, stop)
+        return self._batch(np.arange(start, stop, step, dtype=np.int64), size)
+
+    def get_frames_at(self, indices: Sequence[int] | np.ndarray, *, size: tuple[int, int] | None = None) -> FrameBatch:
+        """Frames at the given indices, which must be in non-decreasing order (repeats allowed)."""
+        targets = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(targets) and (targets.min() < 0 or targets.max() >= len(self)):
+            raise IndexError(f"{self.path}: frame indices must lie in [0, {len(self)}), got {targets.tolist()}")
+        if np.any(np.diff(targets) < 0):
+            raise IndexError(f"{self.path}: frame indices must be sorted in non-decreasing order in [0, {len(self)})")
+        return self._batch(targets, size)
+
+    def get_frames_played_in_range(
+        self, start_seconds: float, stop_seconds: float, *, size: tuple[int, int] | None = None
+    ) -> FrameBatch:
+        """Frames on screen during ``[start_seconds, stop_seconds)``, in the stream's own clock.
+
+        The frame showing at `start_seconds` is included even when it began earlier; a frame
+        starting at `stop_seconds` is not.
+        """
+        begin, end = self.metadata.begin_seconds, self.metadata.begin_seconds + self.metadata.duration_seconds
+        if not begin <= start_seconds <= stop_seconds <= end:
+            raise IndexError(
+                f"{self.path}: need {begin:.6f} <= start_seconds <= stop_seconds <= {end:.6f}, "
+                f"got [{start_seconds}, {stop_seconds})"
+            )
+        start = self.index_at_seconds(start_seconds)
+        stop = int(np.searchsorted(self.pts_seconds, stop_seconds, side="left"))
+        return self._batch(np.arange(start, max(start, stop), dtype=np.int64), size)
+
+    def index_at_seconds(self, seconds: float) -> int:
+        """Index of the frame on screen at `seconds` (stream clock), clamped to the video."""
+        position = int(np.searchsorted(self.pts_seconds, seconds, side="right")) - 1
+        return min(max(position, 0), len(self) - 1)
+
+    def iter_chunks(
+        self,
+        *,
+        chunk_num_frames: int,
+        overlap_num_frames: int = 0,
+        step: int = 1,
+        size: tuple[int, int] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[Chunk]:
+        """Streams ``[start, stop)`` as windows of `chunk_num_frames` frames, each frame decoded once.
+
+        Window ``k`` holds sampled frames ``k * stride ... k * stride + chunk_num_frames`` with
+        ``stride = chunk_num_frames - overlap_num_frames``; the last window is shorter when the
+        frames run out, and a window is only produced while it holds frames not seen before.
+        Memory stays O(chunk_num_frames) whatever the video's length.
+        """
+        if chunk_num_frames < 1 or not 0 <= overlap_num_frames < chunk_num_frames:
+            raise ValueError(
+                f"need chunk_num_frames >= 1 and 0 <= overlap_num_frames < chunk_num_frames, "
+                f"got chunk_num_frames={chunk_num_frames!r}, overlap_num_frames={overlap_num_frames!r}"
+            )
+        _check_step(step)
+        _check_size(size)
+        stop = len(self) if stop is None else stop
+        self._check_range(start, stop)
+        window: deque[tuple[int, np.ndarray]] = deque(maxlen=chunk_num_frames)
+        fresh = 0
+        for frame in self._source.frames(np.arange(start, stop, step, dtype=np.int64), size):
+            window.append(frame)
+            fresh += 1
+            if len(window) == chunk_num_frames:
+                yield self._chunk(window)
+                fresh = 0
+                for _ in range(chunk_num_frames - overlap_num_frames):
+                    window.popleft()
+        if fresh:
+            yield self._chunk(window)
+
+    def _chunk(self, window: deque[tuple[int, np.ndarray]]) -> Chunk:
+        batch = self._assemble([i for i, _ in window], [a for _, a in window])
+        return Chunk(batch.data, batch.frame_indices, batch.pts_seconds, window[0][0], window[-1][0] + 1)
+
+    def _batch(self, targets: np.ndarray, size: tuple[int, int] | None) -> FrameBatch:
+        _check_size(size)
+        decoded = list(self._source.frames(targets, size))
+        return self._assemble([i for i, _ in decoded], [a for _, a in decoded], size)
+
+    def _assemble(
+        self, indices: list[int], arrays: list[np.ndarray], size: tuple[int, int] | None = None
+    ) -> FrameBatch:
+        if arrays:
+            data = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        else:
+            height, width = size or (self.metadata.height, self.metadata.width)
+            data = torch.empty((0, 3, height, width), dtype=torch.uint8)
+        frame_indices = torch.as_tensor(indices, dtype=torch.int64)
+        return FrameBatch(data, frame_indices, torch.from_numpy(self.pts_seconds[frame_indices.numpy()]))
+
+    def _check_range(self, start: int, stop: int) -> None:
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"{self.path}: need 0 <= start <= stop <= {len(self)}, got [{start}, {stop})")
+
+    def close(self) -> None:
+        """Releases the decoder and the file; safe to call twice."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_container", None) is not None:
+            self.close()
+
+
+def _check_step(step: int) -> None:
+    if step < 1:
+        raise ValueError(f"step={step!r} must be >= 1")
+
+
+def _check_size(size: tuple[int, int] | None) -> None:
+    if size is not None and (len(size) != 2 or any(int(s) != s or s < 1 for s in size)):
+        raise ValueError(f"size={size!r} must be (height, width) with positive integers, or None")
+
+
+def probe(path: str | os.PathLike[str]) -> VideoMetadata:
+    """Metadata of a video from its packet index, without decoding a frame."""
+    resolved = Path(path)
+    container = open_container(resolved)
+    try:
+        return build_metadata(resolved, container, read_packet_index(container, resolved))
+    finally:
+        container.close()

@@ -1,0 +1,194 @@
+"""Estimate of one training step's peak memory without allocating it.
+
+The model and its inputs are built as fake tensors (``torch._subclasses.fake_tensor.FakeTensorMode``):
+meta-backed, so no memory is allocated and no data computed, but carrying the target device. Plain
+``torch.device("meta")`` tensors will not do for mixed precision: autocast dispatches on the device of a
+tensor and a meta tensor has no autocast key, so ``torch.autocast`` leaves it in fp32 (the test suite
+checks this). A fake CUDA tensor does carry the CUDA autocast key, so the real CUDA autocast policy decides
+which ops run in half precision and which stay in fp32, even on a machine without a GPU.
+
+Activation bytes are the bytes autograd keeps for backward: every tensor handed to
+``saved_tensors_hooks`` during the forward pass and the loss. Several saved tensors often share one
+storage (a ReLU saves its output, the next Linear saves the same tensor as its input; a view saves its
+base), and fake tensors have no data pointers, so saved tensors are deduplicated by the identity of their
+storage object, which PyTorch keeps unique per storage while it is alive (the estimate holds every seen
+storage alive until it ends). A saved tensor counts its whole storage, since a view keeps it all alive.
+Storages of parameters and buffers are not activations: autocast's half-precision copies of weights are
+(they are held until the forward pass ends).
+
+Activation checkpointing is the model's business: inside a checkpointed region
+``torch.utils.checkpoint`` replaces the saved-tensor hooks with its own, so what it recomputes is not
+counted. The inputs of a region that non-reentrant checkpointing keeps in its recompute closure are not
+handed to the hooks, so they count only when an op outside the region saves them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from vidfit.memory._step import (
+    LossFn,
+    OptimizerName,
+    Precision,
+    autocast_dtype,
+    autocast_state,
+    call_model,
+    check_choice,
+    check_step_choices,
+    optimizer_state_copies,
+    sum_loss,
+)
+
+DeviceType = Literal["cuda", "cpu"]
+
+ESTIMATE_NOTE = (
+    "estimate, not a measurement: parameters + gradients + optimizer state + saved activations + the largest "
+    "single tensor of the forward pass; an upper bound that leaves out the allocator's fragmentation and "
+    "the CUDA context"
+)
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """Peak memory of one training step, estimated on fake tensors.
+
+    ``total_bytes = parameters_bytes + gradients_bytes + optimizer_state_bytes + activations_bytes +
+    transient_bytes``. Backward starts with every saved activation alive plus a gradient as large as
+    the largest forward tensor, and ends with every gradient alive, while the optimizer state lives
+    throughout; summing them all is a conservative upper bound of that peak.
+
+    Attributes:
+        parameters_bytes: Parameters and buffers.
+        gradients_bytes: One gradient per trainable parameter, in the parameter's dtype.
+        optimizer_state_bytes: Adam/AdamW keep two tensors per trainable parameter, SGD with momentum one.
+        activations_bytes: Storages autograd saves for backward, deduplicated.
+        transient_bytes: The largest single tensor an op produced in the forward pass, e.g. the logits.
+        total_bytes: The sum above.
+        precision: The precision estimated.
+        optimizer: The optimizer estimated.
+        note: What the figure is and is not.
+    """
+
+    parameters_bytes: int
+    gradients_bytes: int
+    optimizer_state_bytes: int
+    activations_bytes: int
+    transient_bytes: int
+    total_bytes: int
+    precision: Precision
+    optimizer: OptimizerName
+    note: str = ESTIMATE_NOTE
+
+
+def estimate_step_memory(
+    model_factory: Callable[[], nn.Module],
+    input_factory: Callable[[], Any],
+    *,
+    optimizer: OptimizerName = "adamw",
+    precision: Precision = "32",
+    device_type: DeviceType = "cuda",
+    loss_fn: LossFn | None = None,
+) -> StepEstimate:
+    """Estimates a training step's peak memory without allocating the model, inputs or activations.
+
+    Args:
+        model_factory: Builds the model from scratch (it runs under fake tensors, so it cannot load real
+            weights). Checkpointing, channels-last and the like are set up by the factory.
+        input_factory: Builds the inputs: a tuple or list of positional arguments, a dict of keyword
+            arguments, or a single argument.
+        optimizer: The optimizer whose state is counted.
+        precision: ``"32"``, or mixed precision with fp32 weights under autocast.
+        device_type: The device whose autocast policy applies.
+        loss_fn: Maps the model output to a scalar loss; by default the sum of its floating-point tensors.
+
+    Returns:
+        The estimate, by component.
+    """
+    check_step_choices(precision=precision, optimizer=optimizer)
+    check_choice("device_type", device_type, get_args(DeviceType))
+    mode = FakeTensorMode()
+    with mode, torch.device(device_type):
+        model = model_factory()
+        inputs = input_factory()
+    state = [*model.parameters(), *model.buffers()]
+    trainable_bytes = sum(_nbytes(p) for p in model.parameters() if p.requires_grad)
+    saved = _SavedStorages(exclude=state)
+    largest = _LargestOutput()
+    with (
+        mode,
+        torch.device(device_type),
+        largest,
+        torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack),
+        autocast_state(device_type, autocast_dtype(precision)),
+    ):
+        (loss_fn or sum_loss)(call_model(model, inputs))
+    parts = {
+        "parameters_bytes": sum(_nbytes(t) for t in state),
+        "gradients_bytes": trainable_bytes,
+        "optimizer_state_bytes": optimizer_state_copies(optimizer) * trainable_bytes,
+        "activations_bytes": saved.total_bytes,
+        "transient_bytes": largest.max_bytes,
+    }
+    return StepEstimate(**parts, total_bytes=sum(parts.values()), precision=precision, optimizer=optimizer)
+
+
+class _SavedStorages:
+    """Pack hook that sums the bytes of distinct storages saved for backward."""
+
+    def __init__(self, *, exclude: list[torch.Tensor]) -> None:
+        # Values keep the storages alive so that no id is reused by another storage while counting.
+        self._seen: dict[int, torch.UntypedStorage] = {}
+        for tensor in exclude:
+            storage = tensor.untyped_storage()
+            self._seen[id(storage)] = storage
+        self.total_bytes = 0
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if id(storage) not in self._seen:
+            self._seen[id(storage)] = storage
+            self.total_bytes += storage.nbytes()
+        return tensor
+
+
+def _unpack(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+class _LargestOutput(TorchDispatchMode):
+    """Records the largest new storage any op allocates; views and in-place results reuse an input's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_bytes = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        inputs = {id(t.untyped_storage()) for t in _shallow_tensors([*args, *(kwargs or {}).values()])}
+        for tensor in _shallow_tensors(out if isinstance(out, tuple | list) else [out]):
+            storage = tensor.untyped_storage()
+            if id(storage) not in inputs:
+                self.max_bytes = max(self.max_bytes, storage.nbytes())
+        return out
+
+
+def _shallow_tensors(items: list[Any] | tuple[Any, ...]) -> list[torch.Tensor]:
+    """Tensors among the items and inside list or tuple items (aten ops take at most one level, e.g. cat)."""
+    found: list[torch.Tensor] = []
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, tuple | list):
+            found.extend(t for t in item if isinstance(t, torch.Tensor))
+    return found
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()

@@ -1,0 +1,24 @@
+"""Video models that take uint8 video and normalize it on their device.
+
+Classifiers over torchvision video backbones (plus a tiny CPU one), fusing camera views early or
+late, from RGB, keypoints or both; and ESPCN for video super-resolution.
+"""
+
+from vidfit.models._backbones import BACKBONES, InputConstraints, VideoBackbone, build_backbone
+from vidfit.models._branches import KeypointEncoder
+from vidfit.models._classifier import ClassifierOutput, ClassifierSpec, VideoClassifier, build_classifier
+from vidfit.models._espcn import ESPCN, build_espcn
+
+__all__ = [
+    "BACKBONES",
+    "ESPCN",
+    "ClassifierOutput",
+    "ClassifierSpec",
+    "InputConstraints",
+    "KeypointEncoder",
+    "VideoBackbone",
+    "VideoClassifier",
+    "build_backbone",
+    "build_classifier",
+    "build_espcn",
+]

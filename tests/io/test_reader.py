@@ -1,0 +1,217 @@
+"""VideoReader: every access path equals a plain sequential decode, on awkward streams too."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from tests.conftest import MakeVideo
+from vidfit.io import VideoDecodeError, VideoReader, probe
+from vidfit.io._decoders import PyAVSource
+
+
+def sequential_decode(path: Path) -> torch.Tensor:
+    """The reference: PyAV decoding the whole file from the start, in presentation order."""
+    with av.open(str(path)) as container:
+        arrays = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+
+
+# Each case: writer arguments for a stream that makes frame accuracy hard in its own way.
+STREAMS = {
+    "lossless": {"codec": "libx264rgb"},
+    "ffv1": {"codec": "ffv1"},
+    "bframes_long_gop": {"name": "lossy.mp4", "codec": "libx264", "crf": 28, "gop": 40, "bframes": 3},
+    "odd_size": {"height": 31, "width": 45, "codec": "libx264rgb"},
+    "vfr_offset": {
+        "codec": "libx264rgb",
+        "pts_seconds": torch.cumsum(torch.tensor([0.5] + [0.02, 0.05, 0.03] * 19 + [0.04, 0.02]), dim=0),
+    },
+}
+
+
+@pytest.fixture(params=list(STREAMS))
+def stream(request: pytest.FixtureRequest, make_video: MakeVideo) -> tuple[Path, torch.Tensor]:
+    arguments = {"num_frames": 60, **STREAMS[request.param]}
+    path, _ = make_video(**arguments)
+    return path, sequential_decode(path)
+
+
+def test_all_access_paths_equal_sequential_decode(stream: tuple[Path, torch.Tensor]) -> None:
+    path, reference = stream
+    with VideoReader(path) as reader:
+        assert len(reader) == len(reference)
+        assert torch.equal(reader.get_frames(0, len(reader)).data, reference)
+        assert torch.equal(reader.get_frames(33, 47).data, reference[33:47])
+        assert torch.equal(reader.get_frames(5, 58, step=7).data, reference[5:58:7])
+        indices = [0, 3, 3, 29, 30, 59]
+        assert torch.equal(reader.get_frames_at(indices).data, reference[indices])
+        chunks = list(reader.iter_chunks(chunk_num_frames=16, overlap_num_frames=5))
+        for chunk in chunks:
+            assert torch.equal(chunk.data, reference[chunk.start_frame : chunk.stop_frame])
+
+
+def test_lossless_frames_equal_what_was_written(make_video: MakeVideo) -> None:
+    path, frames = make_video(num_frames=30)
+    with VideoReader(path) as reader:
+        batch = reader.get_frames(10, 20)
+    assert torch.equal(batch.data, frames[10:20])
+    assert batch.frame_indices.tolist() == list(range(10, 20))
+    assert batch.data.dtype == torch.uint8 and batch.data.is_contiguous()
+
+
+def test_iter_chunks_seams_and_tail(make_video: MakeVideo) -> None:
+    path, frames = make_video(num_frames=50)
+    with VideoReader(path) as reader:
+        chunks = list(reader.iter_chunks(chunk_num_frames=16, overlap_num_frames=4))
+        stepped = list(reader.iter_chunks(chunk_num_frames=5, step=3, start=2, stop=40))
+    assert [(c.start_frame, c.stop_frame) for c in chunks] == [(0, 16), (12, 28), (24, 40), (36, 50)]
+    assert all(torch.equal(c.data, frames[c.start_frame : c.stop_frame]) for c in chunks)
+    assert [c.frame_indices.tolist() for c in stepped] == [[2, 5, 8, 11, 14], [17, 20, 23, 26, 29], [32, 35, 38]]
+
+
+def test_iter_chunks_without_fresh_tail_yields_no_duplicate(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=28)
+    with VideoReader(path) as reader:
+        chunks = list(reader.iter_chunks(chunk_num_frames=16, overlap_num_frames=4))
+    assert [(c.start_frame, c.stop_frame) for c in chunks] == [(0, 16), (12, 28)]
+
+
+def test_mid_file_range_decodes_at_most_two_gops(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = make_video(num_frames=120, gop=10, codec="libx264", crf=30, name="gop.mp4")
+    decoded: list[int] = []
+    original = PyAVSource._decode_from
+
+    def counting(self: PyAVSource, key_pts: int):  # type: ignore[no-untyped-def]
+        for index, frame in original(self, key_pts):
+            decoded.append(index)
+            yield index, frame
+
+    monkeypatch.setattr(PyAVSource, "_decode_from", counting)
+    with VideoReader(path) as reader:
+        batch = reader.get_frames(85, 95)
+    assert torch.equal(batch.data, sequential_decode(path)[85:95])
+    assert min(decoded) >= 85 - 2 * 10 and len(decoded) <= 2 * 10 + 10
+
+
+def test_resize_in_decoder(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=10, height=32, width=48)
+    with VideoReader(path) as reader:
+        batch = reader.get_frames(0, 4, size=(17, 23))
+        chunk = next(reader.iter_chunks(chunk_num_frames=3, size=(8, 8)))
+    assert batch.data.shape == (4, 3, 17, 23)
+    assert chunk.data.shape == (3, 3, 8, 8)
+
+
+def test_metadata_comes_from_the_packet_index(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=45, fps=15.0, height=30, width=40)
+    meta = probe(path)
+    assert (meta.num_frames, meta.width, meta.height, meta.codec) == (45, 40, 30, "h264")
+    assert meta.fps == pytest.approx(15.0, rel=1e-3)
+    assert meta.duration_seconds == pytest.approx(3.0, rel=1e-3)
+    assert meta.begin_seconds == 0.0
+    assert meta.size_bytes == path.stat().st_size
+
+
+def test_variable_frame_rate_and_offset_start(make_video: MakeVideo) -> None:
+    times = torch.tensor([2.0, 2.1, 2.15, 2.5, 2.51, 3.0])
+    path, frames = make_video(num_frames=6, pts_seconds=times)
+    with VideoReader(path) as reader:
+        assert reader.metadata.begin_seconds == pytest.approx(2.0)
+        assert np.allclose(reader.pts_seconds, times.numpy(), atol=1e-3)
+        assert reader.index_at_seconds(2.3) == 2 and reader.index_at_seconds(0.0) == 0
+        played = reader.get_frames_played_in_range(2.12, 2.51)
+    assert played.frame_indices.tolist() == [1, 2, 3]
+    assert torch.equal(played.data, frames[1:4])
+
+
+def test_errors_name_the_problem(tmp_path: Path, make_video: MakeVideo) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        VideoReader(tmp_path / "missing.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    with pytest.raises(VideoDecodeError, match="notes.mp4"):
+        VideoReader(text)
+    path, _ = make_video(num_frames=10)
+    with VideoReader(path) as reader:
+        with pytest.raises(IndexError, match=r"\[0, 10\)"):
+            reader.get_frames_at([2, 10])
+        with pytest.raises(IndexError, match="non-decreasing"):
+            reader.get_frames_at([5, 2])
+        with pytest.raises(IndexError, match="stop <= 10"):
+            reader.get_frames(0, 11)
+        with pytest.raises(ValueError, match="step=0"):
+            reader.get_frames(0, 5, step=0)
+        with pytest.raises(ValueError, match="overlap_num_frames=4"):
+            next(reader.iter_chunks(chunk_num_frames=4, overlap_num_frames=4))
+        with pytest.raises(ValueError, match=r"size=\(0, 4\)"):
+            reader.get_frames(0, 2, size=(0, 4))
+    with pytest.raises(ValueError, match="backend='gpu'"):
+        VideoReader(path, backend="gpu")  # type: ignore[arg-type]
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        samples = (np.sin(np.arange(800) / 5) * 3000).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with pytest.raises(VideoDecodeError, match=r"tone\.wav: has no video stream"):
+        VideoReader(path)
+
+
+def test_stream_breaking_midway_names_the_frame(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=60, gop=10)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 200] = bytes((b * 7 + 13) % 256 for b in data[middle : middle + 200])
+    path.write_bytes(bytes(data))
+    with VideoReader(path) as reader, pytest.raises(VideoDecodeError, match=r"video\.mkv: .*frame \d+"):
+        reader.get_frames(0, len(reader))
+
+
+def test_nvdec_without_cuda_falls_back_with_a_warning(make_video: MakeVideo) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: nvdec is used, not the fallback")
+    path, frames = make_video(num_frames=8)
+    with pytest.warns(UserWarning, match="backend='nvdec' unavailable"), VideoReader(path, backend="nvdec") as reader:
+        assert torch.equal(reader.get_frames(0, 8).data, frames)
+
+
+@pytest.mark.cuda
+def test_nvdec_matches_pyav_on_lossy_h264(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=40, codec="libx264", crf=23, name="nv.mp4")
+    with VideoReader(path, backend="nvdec") as gpu, VideoReader(path) as cpu:
+        difference = gpu.get_frames(10, 30).data.float() - cpu.get_frames(10, 30).data.float()
+    assert difference.abs().mean() < 2.0
+
+
+def test_torchcodec_missing_names_the_install(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = make_video(num_frames=4)
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
+    with pytest.raises(ImportError, match="pip install"):
+        VideoReader(path, backend="torchcodec")
+
+
+def test_open_close_keeps_memory_flat(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=6)
+    process = psutil.Process()
+
+    def cycle(times: int) -> None:
+        for _ in range(times):
+            with VideoReader(path) as reader:
+                reader.get_frames(2, 4)
+
+    cycle(100)
+    before = process.memory_info().rss
+    cycle(1000)
+    assert process.memory_info().rss - before < 16 * 2**20
