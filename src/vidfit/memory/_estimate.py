@@ -18,8 +18,8 @@ Storages of parameters and buffers are not activations: autocast's half-precisio
 
 Activation checkpointing is the model's business: inside a checkpointed region
 ``torch.utils.checkpoint`` replaces the saved-tensor hooks with its own, so what it recomputes is not
-counted. The inputs of a region that non-reentrant checkpointing keeps in its recompute closure are not
-handed to the hooks, so they count only when an op outside the region saves them too.
+counted, while the region's inputs, which it keeps to recompute from, are (PyTorch 2.14 saves them
+through the surrounding hooks; versions that keep them only in a closure would leave them out).
 """
 
 from __future__ import annotations
@@ -129,14 +129,19 @@ def estimate_step_memory(
         autocast_state(device_type, autocast_dtype(precision)),
     ):
         (loss_fn or sum_loss)(call_model(model, inputs))
-    parts = {
-        "parameters_bytes": sum(_nbytes(t) for t in state),
-        "gradients_bytes": trainable_bytes,
-        "optimizer_state_bytes": optimizer_state_copies(optimizer) * trainable_bytes,
-        "activations_bytes": saved.total_bytes,
-        "transient_bytes": largest.max_bytes,
-    }
-    return StepEstimate(**parts, total_bytes=sum(parts.values()), precision=precision, optimizer=optimizer)
+    parameters_bytes = sum(_nbytes(t) for t in state)
+    optimizer_state_bytes = optimizer_state_copies(optimizer) * trainable_bytes
+    gradients_bytes = trainable_bytes
+    return StepEstimate(
+        parameters_bytes=parameters_bytes,
+        gradients_bytes=gradients_bytes,
+        optimizer_state_bytes=optimizer_state_bytes,
+        activations_bytes=saved.total_bytes,
+        transient_bytes=largest.max_bytes,
+        total_bytes=parameters_bytes + gradients_bytes + optimizer_state_bytes + saved.total_bytes + largest.max_bytes,
+        precision=precision,
+        optimizer=optimizer,
+    )
 
 
 class _SavedStorages:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -52,11 +51,11 @@ def free_memory() -> None:
 def split_batch(batch: Any, num_micro_batches: int) -> list[Any]:
     """Splits a batch into consecutive micro-batches along the sample dimension.
 
-    The batch size is dim 0 of the first tensor found. Tensors are sliced along dim 0 (views, no copy).
-    Dicts, lists and tuples are walked; a list or tuple of plain values (str, int, float, bool, None, bytes)
-    as long as the batch holds one value per sample, such as collated clip ids, and is sliced too. Any
-    other value is repeated in every micro-batch. Micro-batch sizes differ by at most one, larger first,
-    so every sample lands in exactly one micro-batch, in order.
+    The batch size is dim 0 of the first tensor with at least one dim; such tensors are sliced along
+    dim 0 (views, no copy). Dicts, lists and tuples are walked. A list or tuple of plain values (str, int,
+    float, bool, None, bytes) must hold one value per sample, such as collated clip ids, and is sliced too.
+    Any other value, 0-dim tensors included, is repeated in every micro-batch. Micro-batch sizes differ
+    by at most one, larger first, so every sample lands in exactly one micro-batch, in order.
 
     Args:
         batch: A tensor or a nest of dicts, lists and tuples holding tensors.
@@ -87,10 +86,8 @@ def split_batch(batch: Any, num_micro_batches: int) -> list[Any]:
 def _batch_size(obj: Any) -> int | None:
     """Dim 0 of the first tensor in the nest, None when it holds none."""
     if isinstance(obj, torch.Tensor):
-        if obj.dim() == 0:
-            raise ValueError("cannot split a batch whose first tensor is a 0-dim scalar")
-        return int(obj.shape[0])
-    children = obj.values() if isinstance(obj, Mapping) else obj if isinstance(obj, list | tuple) else ()
+        return int(obj.shape[0]) if obj.dim() > 0 else None
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list | tuple) else ()
     for child in children:
         size = _batch_size(child)
         if size is not None:
@@ -99,13 +96,15 @@ def _batch_size(obj: Any) -> int | None:
 
 
 def _slice(obj: Any, start: int, stop: int, batch_size: int, path: str) -> Any:
-    if isinstance(obj, torch.Tensor):
-        if obj.dim() == 0 or obj.shape[0] != batch_size:
+    if isinstance(obj, torch.Tensor) and obj.dim() > 0:
+        if obj.shape[0] != batch_size:
             raise ValueError(f"{path} has shape {tuple(obj.shape)}, not {batch_size} samples along dim 0")
         return obj[start:stop]
-    if isinstance(obj, Mapping):
-        return type(obj)({key: _slice(value, start, stop, batch_size, f"{path}[{key!r}]") for key, value in obj.items()})
-    if not isinstance(obj, list | tuple):
+    if isinstance(obj, dict):
+        return type(obj)(
+            {key: _slice(value, start, stop, batch_size, f"{path}[{key!r}]") for key, value in obj.items()}
+        )
+    if not isinstance(obj, list | tuple):  # 0-dim tensors and plain values belong to the whole batch
         return obj
     if obj and all(isinstance(item, _LEAF_TYPES) for item in obj):
         if len(obj) != batch_size:

@@ -253,7 +253,12 @@ _RECIPES: dict[str, _Recipe] = {
     "mc3_18": _Recipe(lambda: tv_video.mc3_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
     "r2plus1d_18": _Recipe(lambda: tv_video.r2plus1d_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
     "s3d": _Recipe(
-        lambda: tv_video.s3d(weights=None), _S3D, 1024, "features.0.0.0", "classifier", InputConstraints(5, 17)
+        lambda: tv_video.s3d(weights=None),
+        _S3D,
+        1024,
+        "features.0.0.0",
+        "classifier",
+        InputConstraints(min_frames=8, min_size=17),
     ),
     "mvit_v2_s": _Recipe(
         lambda: tv_video.mvit_v2_s(weights=None),
@@ -273,8 +278,9 @@ def build_backbone(
     """Builds a backbone without downloading anything.
 
     Input sizes: ``mvit_v2_s`` needs exactly 16 frames of 224x224 (fixed positional embeddings);
-    ``s3d`` needs at least 5 frames of at least 17x17; ``swin3d_t`` pads to its patch and window sizes
-    and, like ``tiny`` and the 3D ResNets, takes any size. Other sizes raise ValueError at forward time.
+    ``s3d`` needs at least 8 frames of at least 17x17 (its pools need them; and torch 2.14 crashes in
+    the CPU backward of 5-frame clips); ``swin3d_t`` pads to its patch and window sizes and, like
+    ``tiny`` and the 3D ResNets, takes any size. Other sizes raise ValueError at forward time.
 
     Args:
         name: One of `BACKBONES`.

@@ -1,0 +1,155 @@
+"""Decode speed and peak memory of VideoReader's access paths against PyAV's own decode loop.
+
+Run: .venv/bin/python benchmarks/decode.py [--num-frames 1500] [--height 720 --width 1280] [--gop 50]
+
+Each mode runs in a fresh process, so its peak RSS is its own. Printed as a Markdown table for
+docs/BENCHMARKS.md. Compare rows as ratios within one run, never across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import psutil
+import torch
+
+from vidfit.io import VideoReader, VideoWriter
+
+
+def make_video(path: Path, *, num_frames: int, height: int, width: int, gop: int) -> Path:
+    """A synthetic clip with motion and texture, so the decoder has real work per frame."""
+    if path.exists():
+        return path
+    y = torch.linspace(0, 1, height)[:, None]
+    x = torch.linspace(0, 1, width)[None, :]
+    generator = torch.Generator().manual_seed(0)
+    texture = torch.rand(3, height, width, generator=generator)
+    with VideoWriter(path, fps=30, width=width, height=height, codec="libx264", gop=gop, crf=23) as writer:
+        for start in range(0, num_frames, 50):
+            t = torch.arange(start, min(start + 50, num_frames), dtype=torch.float32)[:, None, None, None] / 30
+            wave = torch.sin(12 * x + 4 * t) * torch.cos(9 * y - 3 * t)
+            frames = (0.5 + 0.3 * wave + 0.2 * texture.roll(shifts=start, dims=2)) * 255
+            writer.write(frames.clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous())
+    return path
+
+
+def pyav_threaded(path: Path) -> int:
+    """The ceiling: PyAV decoding every frame to RGB with FFmpeg's threads, nothing else."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for frame in container.decode(stream) if frame.to_ndarray(format="rgb24") is not None)
+
+
+def whole_file(path: Path) -> int:
+    """The seeds' way: every frame of the file in memory at once."""
+    with VideoReader(path) as reader:
+        return len(reader.get_frames(0, len(reader)))
+
+
+def iter_chunks(path: Path, num_threads: int = 0) -> int:
+    """Counts each frame once: overlapping frames are decoded once and shared by two windows."""
+    with VideoReader(path, num_threads=num_threads) as reader:
+        return max(chunk.stop_frame for chunk in reader.iter_chunks(chunk_num_frames=64, overlap_num_frames=16))
+
+
+def iter_chunks_one_thread(path: Path) -> int:
+    return iter_chunks(path, num_threads=1)
+
+
+def middle_range(path: Path) -> int:
+    with VideoReader(path) as reader:
+        middle = len(reader) // 2
+        return len(reader.get_frames(middle, middle + 64))
+
+
+def random_clips(path: Path, clips: int = 10, clip_num_frames: int = 40) -> int:
+    rng = np.random.default_rng(0)
+    with VideoReader(path) as reader:
+        starts = rng.integers(0, len(reader) - clip_num_frames, size=clips)
+        return sum(len(reader.get_frames(int(s), int(s) + clip_num_frames)) for s in starts)
+
+
+def nvdec_chunks(path: Path) -> int:
+    with VideoReader(path, backend="nvdec") as reader:
+        return sum(len(chunk) for chunk in reader.iter_chunks(chunk_num_frames=64))
+
+
+MODES: dict[str, Callable[[Path], int]] = {
+    "PyAV threaded decode (ceiling)": pyav_threaded,
+    "whole file into memory (seed)": whole_file,
+    "iter_chunks(64, overlap 16)": iter_chunks,
+    "iter_chunks, 1 thread": iter_chunks_one_thread,
+    "get_frames, 64 mid-file": middle_range,
+    "10 random 40-frame clips": random_clips,
+}
+
+
+def _child(mode: str, path: str, warmup: str, queue: mp.Queue) -> None:
+    MODES[mode](Path(warmup))  # loads codecs and scalers, so the timed run measures decoding alone
+    baseline = psutil.Process().memory_info().rss
+    start = time.perf_counter()
+    frames = MODES[mode](Path(path))
+    seconds = time.perf_counter() - start
+    queue.put((frames, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline))
+
+
+def run(mode: str, path: Path, warmup: Path) -> tuple[int, float, int]:
+    """Runs one mode in a fresh process: frames decoded, seconds, and peak RSS above the
+    process's footprint after warm-up (torch alone is ~700 MiB, the same in every mode)."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(mode, str(path), str(warmup), queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-frames", type=int, default=1500)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--gop", type=int, default=50)
+    parser.add_argument("--workdir", type=Path, default=Path("data/bench"))
+    args = parser.parse_args()
+    if torch.cuda.is_available():
+        MODES["nvdec iter_chunks(64)"] = nvdec_chunks
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    size = f"{args.width}x{args.height}"
+    long = make_video(args.workdir / f"decode_{size}_{args.num_frames}.mp4", num_frames=args.num_frames,
+                      height=args.height, width=args.width, gop=args.gop)  # fmt: skip
+    short = make_video(args.workdir / f"decode_{size}_{args.num_frames // 4}.mp4", num_frames=args.num_frames // 4,
+                       height=args.height, width=args.width, gop=args.gop)  # fmt: skip
+    print(f"{platform.node()}: {mp.cpu_count()} cores, torch {torch.__version__}, PyAV {av.__version__}")
+    print(f"video: {size} H.264, GOP {args.gop}, {args.num_frames} frames\n")
+    warmup = make_video(args.workdir / "warmup.mp4", num_frames=160, height=args.height, width=args.width, gop=args.gop)
+    print("| mode | frames | frames/s | vs ceiling | seconds as frames of ceiling | peak RSS growth |")
+    print("|---|---|---|---|---|---|")
+    ceiling = None
+    for mode in MODES:
+        frames, seconds, rss = run(mode, long, warmup)
+        rate = frames / seconds
+        ceiling = ceiling or rate
+        cost = seconds * ceiling
+        print(
+            f"| {mode} | {frames} | {rate:.1f} | {rate / ceiling:.2f} | {cost:.0f} | {rss / 2**20:.0f} MiB |",
+            flush=True,
+        )
+    chunks = "iter_chunks(64, overlap 16)"
+    short_rss, long_rss = run(chunks, short, warmup)[2], run(chunks, long, warmup)[2]
+    print(f"\niter_chunks peak RSS: {short_rss / 2**20:.0f} MiB at {args.num_frames // 4} frames, "
+          f"{long_rss / 2**20:.0f} MiB at {args.num_frames} frames")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

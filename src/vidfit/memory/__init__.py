@@ -1,0 +1,34 @@
+"""Memory: reports, peak tracking, meta-device step estimates, measured plans and the OOM guard's tools."""
+
+from vidfit.memory._estimate import StepEstimate, estimate_step_memory
+from vidfit.memory._measure import BatchFit, MeasuredStep, largest_fitting_batch, measure_step
+from vidfit.memory._oom import free_memory, is_oom, split_batch
+from vidfit.memory._plan import PlanRow, Verdict, plan_verdict, recommend, render_table, write_plan
+from vidfit.memory._report import MemoryReport, PeakMemory, format_bytes, memory_report, parse_bytes, track_peak
+from vidfit.memory._step import OptimizerName, Precision
+
+__all__ = [
+    "BatchFit",
+    "MeasuredStep",
+    "MemoryReport",
+    "OptimizerName",
+    "PeakMemory",
+    "PlanRow",
+    "Precision",
+    "StepEstimate",
+    "Verdict",
+    "estimate_step_memory",
+    "format_bytes",
+    "free_memory",
+    "is_oom",
+    "largest_fitting_batch",
+    "measure_step",
+    "memory_report",
+    "parse_bytes",
+    "plan_verdict",
+    "recommend",
+    "render_table",
+    "split_batch",
+    "track_peak",
+    "write_plan",
+]

@@ -1,0 +1,141 @@
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from vidfit.memory import estimate_step_memory
+
+F32, BF16 = 4, 2
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def _conv3d() -> nn.Module:
+    return nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 2, 3, padding=1))
+
+
+def _clip() -> torch.Tensor:
+    return torch.randn(1, 3, 4, 8, 8)  # (B, C, T, H, W)
+
+
+class _Blocks(nn.Module):
+    def __init__(self, *, checkpointing: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(16, 16), nn.ReLU()) for _ in range(2))
+        self.checkpointing = checkpointing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointing:
+            return checkpoint(lambda t: self.blocks[1](self.blocks[0](t)), x, use_reentrant=False)
+        return self.blocks[1](self.blocks[0](x))
+
+
+def test_mlp_fp32_by_hand() -> None:
+    est = estimate_step_memory(_mlp, lambda: torch.randn(2, 8), optimizer="adamw", precision="32")
+    params = (8 * 16 + 16 + 16 * 4 + 4) * F32
+    assert est.parameters_bytes == params
+    assert est.gradients_bytes == params
+    assert est.optimizer_state_bytes == 2 * params
+    # The input (weight grad of layer 1) and the ReLU output, which layer 2 saves again: one storage.
+    # Layer 2 also saves its transposed weight, a view of a parameter, so not an activation.
+    assert est.activations_bytes == (2 * 8 + 2 * 16) * F32
+    assert est.transient_bytes == 2 * 16 * F32  # the hidden layer; the weight transpose is a view
+    assert est.total_bytes == 4 * params + est.activations_bytes + est.transient_bytes
+    assert "estimate" in est.note
+
+
+def test_sgd_keeps_one_copy_and_frozen_parameters_have_no_gradient() -> None:
+    def frozen_first() -> nn.Module:
+        model = _mlp()
+        model[0].requires_grad_(False)
+        return model
+
+    est = estimate_step_memory(frozen_first, lambda: torch.randn(2, 8), optimizer="sgd")
+    trainable = (16 * 4 + 4) * F32
+    assert est.parameters_bytes == (8 * 16 + 16 + 16 * 4 + 4) * F32
+    assert est.gradients_bytes == trainable
+    assert est.optimizer_state_bytes == trainable
+
+
+def test_conv3d_fp32_by_hand() -> None:
+    est = estimate_step_memory(_conv3d, _clip)
+    clip, hidden = 3 * 4 * 8 * 8 * F32, 4 * 4 * 8 * 8 * F32
+    assert est.activations_bytes == clip + hidden  # conv 1 input; ReLU output = conv 2 input
+    assert est.transient_bytes == hidden
+
+
+def test_conv3d_bf16_mixed_follows_cuda_autocast() -> None:
+    est = estimate_step_memory(_conv3d, _clip, precision="bf16-mixed", device_type="cuda")
+    clip, hidden = 3 * 4 * 8 * 8 * BF16, 4 * 4 * 8 * 8 * BF16
+    weight_copies = (4 * 3 * 27 + 2 * 4 * 27) * BF16  # autocast's bf16 weight casts, saved by the convs
+    assert est.activations_bytes == clip + hidden + weight_copies
+    assert est.parameters_bytes == (4 * 3 * 27 + 4 + 2 * 4 * 27 + 2) * F32  # master weights stay fp32
+    fp32 = estimate_step_memory(_conv3d, _clip)
+    assert est.total_bytes < fp32.total_bytes
+
+
+def test_plain_meta_tensors_ignore_autocast() -> None:
+    # Why the estimate uses fake tensors rather than plain meta ones: autocast skips meta tensors.
+    with torch.device("meta"):
+        model, x = nn.Linear(8, 4), torch.randn(2, 8)
+    with warnings.catch_warnings(), torch.autocast("cpu", dtype=torch.bfloat16):
+        warnings.simplefilter("ignore")
+        assert model(x).dtype == torch.float32
+
+
+def test_checkpointing_drops_what_is_recomputed() -> None:
+    plain = estimate_step_memory(lambda: _Blocks(checkpointing=False), lambda: torch.randn(2, 16))
+    assert plain.activations_bytes == 3 * 2 * 16 * F32  # input, block 1 output, block 2 output
+    checkpointed = estimate_step_memory(lambda: _Blocks(checkpointing=True), lambda: torch.randn(2, 16))
+    assert checkpointed.activations_bytes == 2 * 16 * F32  # only the region's input, kept to recompute from
+
+
+def test_allocates_nothing_for_a_model_larger_than_memory() -> None:
+    est = estimate_step_memory(lambda: nn.Linear(100_000, 100_000), lambda: torch.randn(4, 100_000))
+    assert est.parameters_bytes > 40 * 10**9
+
+
+def test_dict_inputs_and_custom_loss() -> None:
+    class Keyed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(8, 4)
+
+        def forward(self, *, video: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"logits": self.linear(video)}
+
+    est = estimate_step_memory(
+        Keyed, lambda: {"video": torch.randn(2, 8)}, loss_fn=lambda out: out["logits"].square().mean()
+    )
+    assert est.activations_bytes == (2 * 8 + 2 * 4) * F32  # the input, and the logits square() saves
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"precision": "fp16"}, "precision='fp16' is not one of '32', '16-mixed', 'bf16-mixed'"),
+        ({"optimizer": "lion"}, "optimizer='lion' is not one of 'adamw', 'adam', 'sgd'"),
+        ({"device_type": "mps"}, "device_type='mps' is not one of 'cuda', 'cpu'"),
+    ],
+)
+def test_rejects_unknown_choices(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        estimate_step_memory(_mlp, lambda: torch.randn(2, 8), **kwargs)  # type: ignore[arg-type]
+
+
+def test_output_without_floating_tensor_is_an_error() -> None:
+    with pytest.raises(ValueError, match="holds no floating-point tensor"):
+        estimate_step_memory(lambda: _Argmax(), lambda: torch.randn(2, 8))
+
+
+class _Argmax(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        return {"classes": self.linear(x).argmax(dim=1), "names": ["a", "b"]}
