@@ -23,10 +23,42 @@ BACKENDS: tuple[Backend, ...] = ("pyav", "nvdec", "torchcodec")
 _TORCHCODEC_BATCH = 32
 
 
-class FrameSource(Protocol):
-    """Decodes chosen frames, in order, as RGB uint8 arrays of shape (H, W, 3)."""
+class DecodedFrame(Protocol):
+    """A decoded frame that writes itself, as RGB, into a uint8 array of shape (3, H, W)."""
 
-    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, np.ndarray]]: ...
+    def copy_to(self, out: np.ndarray) -> None: ...
+
+
+class FrameSource(Protocol):
+    """Decodes chosen frames in order; copying each into its place in a batch is left to the caller."""
+
+    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, DecodedFrame]]: ...
+
+
+class _PlanarFrame:
+    """A PyAV frame converted (and resized) in FFmpeg's scaler straight to planar RGB when copied.
+
+    Planar output lands in (3, H, W) with plane copies; packed rgb24 would need a strided transpose
+    afterwards, which costs as much as decoding a 720p frame.
+    """
+
+    def __init__(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> None:
+        self._frame, self._size = frame, size
+
+    def copy_to(self, out: np.ndarray) -> None:
+        height, width = self._size if self._size is not None else (None, None)
+        planar = self._frame.reformat(width=width, height=height, format="gbrp")
+        for channel, plane in zip((1, 2, 0), planar.planes, strict=True):  # gbrp stores G, B, R
+            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
+            out[channel] = rows[:, : plane.width]
+
+
+class _ArrayFrame:
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array
+
+    def copy_to(self, out: np.ndarray) -> None:
+        out[...] = self._array
 
 
 class PyAVSource:
@@ -59,7 +91,7 @@ class PyAVSource:
             self._decoder = cast(VideoCodecContext, av.CodecContext.create(decoder_name, "r"))
             self._decoder.extradata = self._stream.codec_context.extradata
 
-    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, DecodedFrame]]:
         position = 0
         decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
         current = -1
@@ -74,9 +106,11 @@ class PyAVSource:
                 current = len(self._index.pts)
             if current != target:
                 raise VideoDecodeError(f"{self._path}: the stream breaks before frame {target}: it was never decoded")
-            array = _to_rgb(frame, size, self._path, target)
+            if frame.is_corrupt:
+                raise VideoDecodeError(f"{self._path}: frame {target} is corrupt")
+            planar = _PlanarFrame(frame, size)
             while position < len(targets) and targets[position] == target:
-                yield target, array
+                yield target, planar
                 position += 1
 
     def _keyframe_between(self, current: int, target: int) -> bool:
@@ -96,14 +130,6 @@ class PyAVSource:
             raise VideoDecodeError(f"{self._path}: decoding failed: {error}") from error
 
 
-def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, path: Path, index: int) -> np.ndarray:
-    if frame.is_corrupt:
-        raise VideoDecodeError(f"{path}: frame {index} is corrupt")
-    if size is None:
-        return frame.to_ndarray(format="rgb24")
-    return frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
-
-
 class TorchCodecSource:
     """Decodes with torchcodec (an optional extra), resizing on the tensor when asked to."""
 
@@ -117,7 +143,7 @@ class TorchCodecSource:
         self._path = path
         self._decoder = decoders.VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=num_threads)
 
-    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, DecodedFrame]]:
         for start in range(0, len(targets), _TORCHCODEC_BATCH):
             batch = [int(i) for i in targets[start : start + _TORCHCODEC_BATCH]]
             try:
@@ -126,7 +152,7 @@ class TorchCodecSource:
                 raise VideoDecodeError(f"{self._path}: decoding failed near frame {batch[0]}: {error}") from error
             if size is not None:
                 data = F.interpolate(data.float(), size=size, mode="bilinear", antialias=True).round().byte()
-            yield from zip(batch, data.permute(0, 2, 3, 1).numpy(), strict=True)
+            yield from zip(batch, map(_ArrayFrame, data.numpy()), strict=True)
 
 
 def make_source(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -123,38 +122,36 @@ class VideoReader:
         _check_size(size)
         stop = len(self) if stop is None else stop
         self._check_range(start, stop)
-        window: deque[tuple[int, np.ndarray]] = deque(maxlen=chunk_num_frames)
-        fresh = 0
-        for frame in self._source.frames(np.arange(start, stop, step, dtype=np.int64), size):
-            window.append(frame)
-            fresh += 1
-            if len(window) == chunk_num_frames:
-                yield self._chunk(window)
-                fresh = 0
-                for _ in range(chunk_num_frames - overlap_num_frames):
-                    window.popleft()
-        if fresh:
-            yield self._chunk(window)
+        targets = np.arange(start, stop, step, dtype=np.int64)
+        # Each window owns a fresh buffer that frames are decoded straight into; the overlap is copied over.
+        buffer, filled = self._empty(chunk_num_frames, size), 0
+        for position, (_, frame) in enumerate(self._source.frames(targets, size)):
+            frame.copy_to(buffer[filled])
+            filled += 1
+            if filled == chunk_num_frames:
+                yield self._chunk(buffer, targets[position + 1 - filled : position + 1])
+                previous, buffer = buffer, self._empty(chunk_num_frames, size)
+                buffer[:overlap_num_frames] = previous[chunk_num_frames - overlap_num_frames :]
+                filled = overlap_num_frames
+        if filled > overlap_num_frames or (filled and len(targets) < chunk_num_frames):
+            yield self._chunk(buffer[:filled], targets[len(targets) - filled :])
 
-    def _chunk(self, window: deque[tuple[int, np.ndarray]]) -> Chunk:
-        batch = self._assemble([i for i, _ in window], [a for _, a in window])
-        return Chunk(batch.data, batch.frame_indices, batch.pts_seconds, window[0][0], window[-1][0] + 1)
+    def _chunk(self, data: np.ndarray, indices: np.ndarray) -> Chunk:
+        pts = torch.from_numpy(self.pts_seconds[indices])
+        return Chunk(torch.from_numpy(data), torch.from_numpy(indices), pts, int(indices[0]), int(indices[-1]) + 1)
 
     def _batch(self, targets: np.ndarray, size: tuple[int, int] | None) -> FrameBatch:
         _check_size(size)
-        decoded = list(self._source.frames(targets, size))
-        return self._assemble([i for i, _ in decoded], [a for _, a in decoded], size)
+        data = self._empty(len(targets), size)
+        for position, (_, frame) in enumerate(self._source.frames(targets, size)):
+            frame.copy_to(data[position])
+        return FrameBatch(
+            torch.from_numpy(data), torch.from_numpy(targets), torch.from_numpy(self.pts_seconds[targets])
+        )
 
-    def _assemble(
-        self, indices: list[int], arrays: list[np.ndarray], size: tuple[int, int] | None = None
-    ) -> FrameBatch:
-        if arrays:
-            data = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        else:
-            height, width = size or (self.metadata.height, self.metadata.width)
-            data = torch.empty((0, 3, height, width), dtype=torch.uint8)
-        frame_indices = torch.as_tensor(indices, dtype=torch.int64)
-        return FrameBatch(data, frame_indices, torch.from_numpy(self.pts_seconds[frame_indices.numpy()]))
+    def _empty(self, num_frames: int, size: tuple[int, int] | None) -> np.ndarray:
+        height, width = size or (self.metadata.height, self.metadata.width)
+        return np.empty((num_frames, 3, height, width), dtype=np.uint8)
 
     def _check_range(self, start: int, stop: int) -> None:
         if not 0 <= start <= stop <= len(self):
