@@ -41,5 +41,7 @@ def test_bad_frames_and_timestamps_are_refused(tmp_path: Path) -> None:
         writer.write(pattern_frames(1, 8, 8))
     with pytest.raises(ValueError, match="fps=0"):
         VideoWriter(tmp_path / "b.mkv", fps=0, width=8, height=8)
+    with pytest.raises(ValueError, match=r"must be even, got 9x8"):
+        VideoWriter(tmp_path / "d.mp4", fps=30, width=9, height=8, codec="libx264")
     with pytest.raises(ValueError, match="crf and bframes"):
         write_video(tmp_path / "c.mkv", pattern_frames(2, 8, 8), fps=30, codec="ffv1", crf=0)

@@ -24,7 +24,7 @@ _TORCHCODEC_BATCH = 32
 
 
 class DecodedFrame(Protocol):
-    """A decoded frame that writes itself, as RGB, into a uint8 array of shape (3, H, W)."""
+    """A decoded frame that writes itself, as packed RGB, into a uint8 array of shape (H, W, 3)."""
 
     def copy_to(self, out: np.ndarray) -> None: ...
 
@@ -35,11 +35,11 @@ class FrameSource(Protocol):
     def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[tuple[int, DecodedFrame]]: ...
 
 
-class _PlanarFrame:
-    """A PyAV frame converted (and resized) in FFmpeg's scaler straight to planar RGB when copied.
+class _PackedFrame:
+    """A PyAV frame converted (and resized) to packed RGB in FFmpeg's scaler, copied once into place.
 
-    Planar output lands in (3, H, W) with plane copies; packed rgb24 would need a strided transpose
-    afterwards, which costs as much as decoding a 720p frame.
+    Packed rgb24, not planar gbrp: swscale's yuv420p -> gbrp path is wrong for widths that are not
+    a multiple of 16 (210, say), while its rgb24 path matches FFmpeg's reference conversion.
     """
 
     def __init__(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> None:
@@ -47,10 +47,9 @@ class _PlanarFrame:
 
     def copy_to(self, out: np.ndarray) -> None:
         height, width = self._size if self._size is not None else (None, None)
-        planar = self._frame.reformat(width=width, height=height, format="gbrp")
-        for channel, plane in zip((1, 2, 0), planar.planes, strict=True):  # gbrp stores G, B, R
-            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
-            out[channel] = rows[:, : plane.width]
+        plane = self._frame.reformat(width=width, height=height, format="rgb24").planes[0]
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
+        out[...] = rows[:, : plane.width * 3].reshape(plane.height, plane.width, 3)
 
 
 class _ArrayFrame:
@@ -108,9 +107,9 @@ class PyAVSource:
                 raise VideoDecodeError(f"{self._path}: the stream breaks before frame {target}: it was never decoded")
             if frame.is_corrupt:
                 raise VideoDecodeError(f"{self._path}: frame {target} is corrupt")
-            planar = _PlanarFrame(frame, size)
+            packed = _PackedFrame(frame, size)
             while position < len(targets) and targets[position] == target:
-                yield target, planar
+                yield target, packed
                 position += 1
 
     def _keyframe_between(self, current: int, target: int) -> bool:
@@ -152,7 +151,7 @@ class TorchCodecSource:
                 raise VideoDecodeError(f"{self._path}: decoding failed near frame {batch[0]}: {error}") from error
             if size is not None:
                 data = F.interpolate(data.float(), size=size, mode="bilinear", antialias=True).round().byte()
-            yield from zip(batch, map(_ArrayFrame, data.numpy()), strict=True)
+            yield from zip(batch, map(_ArrayFrame, data.permute(0, 2, 3, 1).numpy()), strict=True)
 
 
 def make_source(

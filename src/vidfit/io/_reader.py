@@ -123,7 +123,7 @@ class VideoReader:
         stop = len(self) if stop is None else stop
         self._check_range(start, stop)
         targets = np.arange(start, stop, step, dtype=np.int64)
-        # Each window owns a fresh buffer that frames are decoded straight into; the overlap is copied over.
+        # Each window owns a fresh buffer that frames are converted straight into; the overlap is copied over.
         buffer, filled = self._empty(chunk_num_frames, size), 0
         for position, (_, frame) in enumerate(self._source.frames(targets, size)):
             frame.copy_to(buffer[filled])
@@ -138,20 +138,18 @@ class VideoReader:
 
     def _chunk(self, data: np.ndarray, indices: np.ndarray) -> Chunk:
         pts = torch.from_numpy(self.pts_seconds[indices])
-        return Chunk(torch.from_numpy(data), torch.from_numpy(indices), pts, int(indices[0]), int(indices[-1]) + 1)
+        return Chunk(_as_nchw(data), torch.from_numpy(indices), pts, int(indices[0]), int(indices[-1]) + 1)
 
     def _batch(self, targets: np.ndarray, size: tuple[int, int] | None) -> FrameBatch:
         _check_size(size)
         data = self._empty(len(targets), size)
         for position, (_, frame) in enumerate(self._source.frames(targets, size)):
             frame.copy_to(data[position])
-        return FrameBatch(
-            torch.from_numpy(data), torch.from_numpy(targets), torch.from_numpy(self.pts_seconds[targets])
-        )
+        return FrameBatch(_as_nchw(data), torch.from_numpy(targets), torch.from_numpy(self.pts_seconds[targets]))
 
     def _empty(self, num_frames: int, size: tuple[int, int] | None) -> np.ndarray:
         height, width = size or (self.metadata.height, self.metadata.width)
-        return np.empty((num_frames, 3, height, width), dtype=np.uint8)
+        return np.empty((num_frames, height, width, 3), dtype=np.uint8)
 
     def _check_range(self, start: int, stop: int) -> None:
         if not 0 <= start <= stop <= len(self):
@@ -174,6 +172,15 @@ class VideoReader:
     def __del__(self) -> None:
         if getattr(self, "_container", None) is not None:
             self.close()
+
+
+def _as_nchw(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) storage seen as (N, 3, H, W) in channels_last layout, with no copy.
+
+    A transposing copy would cost as much as decoding; channels_last is also the layout that
+    `channels_last_3d` models want once frames are stacked in time.
+    """
+    return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
 def _check_step(step: int) -> None:

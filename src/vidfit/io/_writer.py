@@ -58,6 +58,12 @@ class VideoWriter:
             raise ValueError(f"width={width!r} and height={height!r} must be >= 1")
         if gop is not None and gop < 1:
             raise ValueError(f"gop={gop!r} must be >= 1")
+        pix_fmt = pix_fmt or _DEFAULT_PIX_FMT.get(codec, "yuv420p")
+        if pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
+            raise ValueError(
+                f"{path}: pix_fmt={pix_fmt!r} halves the chroma planes, so width and height must be even, "
+                f"got {width}x{height}; use an even size or codec='libx264rgb'"
+            )
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +72,7 @@ class VideoWriter:
         options = _codec_options(codec, crf, bframes)
         self._stream = cast(VideoStream, self._container.add_stream(codec, rate=rate, options=options))
         self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = pix_fmt or _DEFAULT_PIX_FMT.get(codec, "yuv420p")
+        self._stream.pix_fmt = pix_fmt
         self._stream.codec_context.time_base = _PTS_TIME_BASE
         if gop is not None:
             self._stream.codec_context.gop_size = gop

@@ -1,0 +1,35 @@
+"""Datasets of long multi-view videos: manifest, chunk index, synchronized loading, transcoding."""
+
+from vidfit.data._chunks import ChunkIndex, ChunkRef, IndexedVideo, build_chunk_index, chunk_spans
+from vidfit.data._dataset import VideoDataset, VideoDatasetConfig
+from vidfit.data._errors import ManifestError, Problem
+from vidfit.data._importers import import_activitynet, import_frame_labels
+from vidfit.data._keypoints import KeypointSource
+from vidfit.data._loader import collate_samples, make_loader, seed_worker
+from vidfit.data._manifest import Manifest, Segment, Timeline, VideoEntry, load_manifest, save_manifest
+from vidfit.data._prepare import prepare_manifest
+
+__all__ = [
+    "ChunkIndex",
+    "ChunkRef",
+    "IndexedVideo",
+    "KeypointSource",
+    "Manifest",
+    "ManifestError",
+    "Problem",
+    "Segment",
+    "Timeline",
+    "VideoDataset",
+    "VideoDatasetConfig",
+    "VideoEntry",
+    "build_chunk_index",
+    "chunk_spans",
+    "collate_samples",
+    "import_activitynet",
+    "import_frame_labels",
+    "load_manifest",
+    "make_loader",
+    "prepare_manifest",
+    "save_manifest",
+    "seed_worker",
+]

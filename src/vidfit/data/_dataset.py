@@ -1,0 +1,267 @@
+"""`VideoDataset`: synchronized multi-view clips or chunks of long videos, with labels and keypoints."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from vidfit.data._chunks import ON_ERRORS, TAILS, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index
+from vidfit.data._errors import ManifestError, Problem
+from vidfit.data._keypoints import read_keypoints
+from vidfit.data._manifest import load_manifest
+from vidfit.data._sampling import (
+    IGNORE_LABEL,
+    MODES,
+    SAMPLINGS,
+    Mode,
+    ReaderPool,
+    Sampling,
+    frame_labels,
+    frame_midpoints,
+    match_view_frames,
+    sample_positions,
+)
+
+
+@dataclass(frozen=True)
+class VideoDatasetConfig:
+    """What `VideoDataset` loads and how.
+
+    Attributes:
+        manifest: The manifest file (YAML or JSON).
+        split: Only videos of this split; all when None.
+        mode: ``"clip"`` (`num_frames` frames sampled inside a chunk) or ``"chunk"`` (the whole chunk).
+        num_frames: Frames per clip (``"clip"`` mode).
+        sampling: ``"random"``, ``"uniform"`` or ``"consecutive"`` frames of a clip.
+        frame_stride: Distance between frames for ``"consecutive"`` clips and ``"chunk"`` mode.
+        image_size: ``(height, width)`` frames are resized to while decoding; native when None.
+        max_video_frames: Chunk length in reference-view frames; whole videos when None.
+        chunk_overlap_frames: Frames shared by consecutive chunks.
+        tail: Short last chunk rule: ``"keep"``, ``"merge"`` or ``"drop"``.
+        min_tail_frames: Last chunks shorter than this are tails (default `max_video_frames`).
+        views: Views to load, in this order; all views of the first video when None.
+        load_rgb: Return ``video``.
+        load_kpt: Return ``keypoints`` and ``keypoint_mask``.
+        sync_tolerance_seconds: Allowed timing mismatch between views.
+        num_threads: FFmpeg threads per reader; None lets `make_loader` pick cpu_count // num_workers.
+        seed: Seed of clip sampling, combined with the worker's seed.
+        cache_dir: Folder caching the chunk index; no cache when None.
+        on_error: ``"raise"`` on any bad video, or ``"skip"`` bad videos.
+        report_path: JSON report of skipped videos.
+        allow_outside_root: Accept paths outside the manifest's data root.
+        max_open_readers: Readers each worker keeps open.
+    """
+
+    manifest: str | os.PathLike[str]
+    split: str | None = None
+    mode: Mode = "clip"
+    num_frames: int = 16
+    sampling: Sampling = "random"
+    frame_stride: int = 1
+    image_size: tuple[int, int] | None = None
+    max_video_frames: int | None = None
+    chunk_overlap_frames: int = 0
+    tail: Tail = "keep"
+    min_tail_frames: int | None = None
+    views: tuple[str, ...] | None = None
+    load_rgb: bool = True
+    load_kpt: bool = False
+    sync_tolerance_seconds: float = 0.1
+    num_threads: int | None = None
+    seed: int = 0
+    cache_dir: str | os.PathLike[str] | None = None
+    on_error: OnError = "raise"
+    report_path: str | os.PathLike[str] | None = None
+    allow_outside_root: bool = False
+    max_open_readers: int = 8
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("mode", self.mode, MODES),
+            ("sampling", self.sampling, SAMPLINGS),
+            ("tail", self.tail, TAILS),
+            ("on_error", self.on_error, ON_ERRORS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+        # YAML gives lists; tuples keep the config hashable.
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+        if self.views is not None:
+            object.__setattr__(self, "views", tuple(self.views))
+        for name in ("num_frames", "frame_stride", "max_open_readers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ValueError(f"image_size={self.image_size!r} must be (height, width) of positive integers or None")
+        if self.num_threads is not None and self.num_threads < 0:
+            raise ValueError(f"num_threads={self.num_threads!r} must be >= 0 (0 lets FFmpeg choose) or None")
+
+
+class VideoDataset(Dataset[dict[str, Any]]):
+    """One sample per chunk of the index; see docs/DATA.md for the sample layout.
+
+    A sample is a dict: ``video`` uint8 (V, 3, T, H, W), ``frame_labels`` int64 (T,) with -1 where
+    unlabelled, ``label`` int64 (video label or -1), ``keypoints`` float32 (V, T, K, D) and
+    ``keypoint_mask`` bool (V, T) when `load_kpt`, and ``meta`` (video_id, chunk_index,
+    frame_indices (T,) and pts_seconds (T,) of the reference view, view_frame_indices (V, T)).
+    Readers are opened lazily in each worker, so the dataset pickles cheaply.
+    """
+
+    def __init__(self, config: VideoDatasetConfig) -> None:
+        self.config = config
+        manifest = load_manifest(config.manifest, allow_outside_root=config.allow_outside_root)
+        self.labels = manifest.labels
+        self.index = build_chunk_index(
+            manifest,
+            split=config.split,
+            max_video_frames=config.max_video_frames,
+            chunk_overlap_frames=config.chunk_overlap_frames,
+            tail=config.tail,
+            min_tail_frames=config.min_tail_frames,
+            sync_tolerance_seconds=config.sync_tolerance_seconds,
+            on_error=config.on_error,
+            cache_dir=config.cache_dir,
+            report_path=config.report_path,
+        )
+        first = next(iter(self.index.videos.values()), None)
+        self.views: tuple[str, ...] = config.views or (tuple(first.views) if first else ())
+        self.keypoint_shape = (0, 0)
+        self._check_videos()
+        self.reader_threads = config.num_threads or 0
+        self._pool: ReaderPool | None = None
+        self._rng: np.random.Generator | None = None
+        self._owner_pid = os.getpid()
+
+    def _check_videos(self) -> None:
+        problems = []
+        for video in self.index.videos.values():
+            file = next(iter(video.views.values())).path
+            missing = [view for view in self.views if view not in video.views]
+            if missing:
+                problems.append(Problem(video.entry.id, file, "views", f"lacks view(s) {missing} of {self.views}"))
+                continue
+            sizes = {(video.views[v].height, video.views[v].width) for v in self.views}
+            if self.config.load_rgb and self.config.image_size is None and len(sizes) > 1:
+                message = f"views differ in (height, width) {sorted(sizes)}: set image_size to stack them"
+                problems.append(Problem(video.entry.id, file, "image_size", message))
+        shapes = {(s.num_keypoints, s.dims) for v in self.index.videos.values() for s in v.keypoints.values()}
+        if self.config.load_kpt and len(shapes) != 1:
+            message = f"load_kpt needs one keypoint shape (K, D) across the dataset, found {sorted(shapes)}"
+            problems.append(Problem(None, Path(self.config.manifest), "keypoints", message))
+        if problems:
+            raise ManifestError(problems)
+        self.keypoint_shape = next(iter(shapes), (0, 0))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        chunk = self.index[position]
+        video = self.index.videos[chunk.video_id]
+        config = self.config
+        positions = sample_positions(
+            chunk.num_frames,
+            mode=config.mode,
+            num_frames=config.num_frames,
+            sampling=config.sampling,
+            frame_stride=config.frame_stride,
+            rng=self._generator(),
+        )
+        frames = chunk.start_frame + positions
+        reference = next(iter(video.views.values()))
+        times = self._pool_get().get(reference).pts_seconds[frames] - reference.begin_seconds
+        view_frames = self._view_frames(video, frames)
+        sample: dict[str, Any] = {
+            "frame_labels": torch.from_numpy(frame_labels(video.entry.timeline, self.labels, frames, times)),
+            "label": torch.tensor(self._video_label(video), dtype=torch.int64),
+            "meta": self._meta(chunk, frames, times + reference.begin_seconds, view_frames),
+        }
+        if config.load_rgb:
+            sample["video"] = self._read_video(video, view_frames)
+        if config.load_kpt:
+            sample["keypoints"], sample["keypoint_mask"] = self._read_keypoints(video, view_frames)
+        return sample
+
+    def _view_frames(self, video: IndexedVideo, frames: np.ndarray) -> np.ndarray:
+        reference_view, reference = next(iter(video.views.items()))
+        times = frame_midpoints(self._pool_get().get(reference), frames)
+        rows = [
+            frames
+            if view == reference_view
+            else match_view_frames(
+                self._pool_get().get(video.views[view]),
+                times,
+                video_id=video.entry.id,
+                tolerance_seconds=self.config.sync_tolerance_seconds,
+            )
+            for view in self.views
+        ]
+        return np.stack(rows)
+
+    def _read_video(self, video: IndexedVideo, view_frames: np.ndarray) -> torch.Tensor:
+        pool = self._pool_get()
+        batches = [
+            pool.get(video.views[view]).get_frames_at(indices, size=self.config.image_size).data
+            for view, indices in zip(self.views, view_frames, strict=True)
+        ]
+        return torch.stack(batches).permute(0, 2, 1, 3, 4).contiguous()
+
+    def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        points = np.zeros((len(self.views), view_frames.shape[1], *self.keypoint_shape), dtype=np.float32)
+        mask = np.zeros(points.shape[:2], dtype=bool)
+        for row, (view, indices) in enumerate(zip(self.views, view_frames, strict=True)):
+            source = video.keypoints.get(view)
+            if source is not None:
+                values = read_keypoints(source, indices)
+                mask[row] = np.isfinite(values).all(axis=(1, 2))
+                points[row] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.from_numpy(points), torch.from_numpy(mask)
+
+    def _video_label(self, video: IndexedVideo) -> int:
+        label = video.entry.label
+        return self.labels.index(label) if label is not None else IGNORE_LABEL
+
+    def _meta(self, chunk: ChunkRef, frames: np.ndarray, pts: np.ndarray, view_frames: np.ndarray) -> dict[str, Any]:
+        return {
+            "video_id": chunk.video_id,
+            "chunk_index": chunk.chunk_index,
+            "frame_indices": torch.from_numpy(frames),
+            "pts_seconds": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float64)),
+            "view_frame_indices": torch.from_numpy(view_frames),
+        }
+
+    def _pool_get(self) -> ReaderPool:
+        self._forget_if_forked()
+        if self._pool is None:
+            self._pool = ReaderPool(capacity=self.config.max_open_readers, num_threads=self.reader_threads)
+        return self._pool
+
+    def _generator(self) -> np.random.Generator:
+        self._forget_if_forked()
+        if self._rng is None:
+            info = get_worker_info()
+            self._rng = np.random.default_rng([self.config.seed, info.seed if info is not None else 0])
+        return self._rng
+
+    def _forget_if_forked(self) -> None:
+        # A forked worker inherits the parent's readers and random state: sharing either is wrong.
+        if self._owner_pid != os.getpid():
+            self._pool, self._rng, self._owner_pid = None, None, os.getpid()
+
+    def close(self) -> None:
+        """Closes this process's readers; the dataset reopens them if used again."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pool"], state["_rng"] = None, None
+        return state

@@ -1,0 +1,125 @@
+"""Keypoints stored beside a view: a folder of per-frame ``.npz`` files or one ``.npy`` array of (T, K, D)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from vidfit.data._errors import Problem
+
+KeypointFormat = Literal["npz_dir", "npy"]
+# `000123_sam3d_body.npz`: the zero-padded frame index, then anything.
+_FRAME_FILE = re.compile(r"^(\d+)(.*)\.npz$")
+KEYPOINT_ARRAY_KEY = "keypoints"
+
+
+@dataclass(frozen=True)
+class KeypointSource:
+    """Where one view's keypoints are and their shape.
+
+    Attributes:
+        path: The folder or the ``.npy`` file.
+        format: ``"npz_dir"`` (file ``{frame:0{digits}d}{suffix}`` per frame) or ``"npy"``.
+        num_keypoints: K.
+        dims: D (2 for image coordinates, 3 with depth or confidence).
+        digits: Zero-padded width of the frame index in file names (``npz_dir`` only).
+        suffix: What follows the frame index, e.g. ``"_sam3d_body.npz"`` (``npz_dir`` only).
+    """
+
+    path: Path
+    format: KeypointFormat
+    num_keypoints: int
+    dims: int
+    digits: int = 0
+    suffix: str = ""
+
+    def frame_file(self, frame_index: int) -> Path:
+        """The ``.npz`` file holding `frame_index`."""
+        return self.path / f"{frame_index:0{self.digits}d}{self.suffix}"
+
+
+def inspect_keypoints(
+    path: Path, *, video_id: str, view: str, num_frames: int, problems: list[Problem]
+) -> KeypointSource | None:
+    """Checks a view's keypoints cover frames ``[0, num_frames)`` with one (K, D) shape.
+
+    Lists the folder (no file is read but the first) or reads the ``.npy`` header. Problems are
+    appended to `problems`; returns None when the keypoints cannot be used.
+    """
+    field = f"keypoints.{view}"
+    if path.is_dir():
+        return _inspect_folder(path, video_id, field, num_frames, problems)
+    if path.suffix == ".npy" and path.is_file():
+        array = np.load(path, mmap_mode="r")
+        if array.ndim != 3 or array.shape[0] != num_frames:
+            shape = tuple(array.shape)
+            message = f"shape {shape} is not ({num_frames}, K, D) for a view of {num_frames} frames"
+            problems.append(Problem(video_id, path, field, message))
+            return None
+        return KeypointSource(path, "npy", int(array.shape[1]), int(array.shape[2]))
+    message = "is neither a folder of per-frame .npz files nor a .npy file (missing?)"
+    problems.append(Problem(video_id, path, field, message))
+    return None
+
+
+def _inspect_folder(
+    path: Path, video_id: str, field: str, num_frames: int, problems: list[Problem]
+) -> KeypointSource | None:
+    names = {}
+    for entry in path.iterdir():
+        match = _FRAME_FILE.match(entry.name)
+        if match:
+            names[int(match.group(1))] = match
+    if not names:
+        problems.append(Problem(video_id, path, field, "holds no per-frame files like 000123_sam3d_body.npz"))
+        return None
+    missing = sorted(set(range(num_frames)) - names.keys())
+    if missing:
+        spans = _spans_text(missing)
+        problems.append(Problem(video_id, path, field, f"keypoint files missing for frames {spans}"))
+        return None
+    first = names[min(names)]
+    digits, suffix = len(first.group(1)), first.group(2) + ".npz"
+    array = _npz_array(path / first.group(0))
+    if array.ndim != 2:
+        problems.append(Problem(video_id, path / first.group(0), field, f"shape {array.shape} is not (K, D)"))
+        return None
+    return KeypointSource(path, "npz_dir", int(array.shape[0]), int(array.shape[1]), digits, suffix)
+
+
+def read_keypoints(source: KeypointSource, frame_indices: np.ndarray) -> np.ndarray:
+    """Keypoints of the given frames as float32 (T, K, D); non-finite values are left as they are."""
+    if source.format == "npy":
+        return np.asarray(np.load(source.path, mmap_mode="r")[frame_indices], dtype=np.float32)
+    shape = (source.num_keypoints, source.dims)
+    out = np.empty((len(frame_indices), *shape), dtype=np.float32)
+    for row, frame in enumerate(frame_indices.tolist()):
+        file = source.frame_file(frame)
+        array = _npz_array(file)
+        if array.shape != shape:
+            raise ValueError(f"{file}: keypoints of shape {array.shape}, expected {shape} like the view's first file")
+        out[row] = array
+    return out
+
+
+def _npz_array(file: Path) -> np.ndarray:
+    """The array under key ``keypoints``, else the first array of the archive."""
+    with np.load(file) as archive:
+        key = KEYPOINT_ARRAY_KEY if KEYPOINT_ARRAY_KEY in archive.files else archive.files[0]
+        return np.asarray(archive[key])
+
+
+def _spans_text(frames: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``, at most 5 spans."""
+    spans: list[list[int]] = []
+    for frame in frames:
+        if spans and frame == spans[-1][1] + 1:
+            spans[-1][1] = frame
+        else:
+            spans.append([frame, frame])
+    text = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans[:5])
+    return text + (f" and {len(spans) - 5} more spans" if len(spans) > 5 else "")

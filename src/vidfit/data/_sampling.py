@@ -1,0 +1,140 @@
+"""Which frames a sample takes, their labels, the matching frames of the other views, and open readers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+
+from vidfit.data._manifest import Timeline
+from vidfit.io import VideoMetadata, VideoReader
+
+Mode = Literal["clip", "chunk"]
+Sampling = Literal["random", "uniform", "consecutive"]
+MODES: tuple[str, ...] = get_args(Mode)
+SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+IGNORE_LABEL = -1
+# Float slack when comparing timestamps of two streams.
+_EPSILON_SECONDS = 1e-6
+
+
+def sample_positions(
+    chunk_num_frames: int,
+    *,
+    mode: Mode,
+    num_frames: int,
+    sampling: Sampling,
+    frame_stride: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Sorted positions (0-based inside the chunk) of the frames of one sample.
+
+    ``"chunk"`` mode takes every `frame_stride`-th frame of the chunk. ``"clip"`` mode takes
+    `num_frames` frames: ``"consecutive"`` ones `frame_stride` apart from a random start (the last
+    frame repeats when the chunk is too short), ``"uniform"`` ones spread evenly over the chunk, or
+    ``"random"`` distinct ones (repeats only when the chunk has fewer than `num_frames`).
+    """
+    if mode == "chunk":
+        return np.arange(0, chunk_num_frames, frame_stride, dtype=np.int64)
+    if sampling == "consecutive":
+        span = (num_frames - 1) * frame_stride + 1
+        start = int(rng.integers(0, max(chunk_num_frames - span, 0) + 1))
+        return np.minimum(start + np.arange(num_frames, dtype=np.int64) * frame_stride, chunk_num_frames - 1)
+    if sampling == "uniform":
+        return ((np.arange(num_frames) + 0.5) * chunk_num_frames / num_frames).astype(np.int64)
+    replace = chunk_num_frames < num_frames
+    return np.sort(rng.choice(chunk_num_frames, size=num_frames, replace=replace)).astype(np.int64)
+
+
+def frame_labels(
+    timeline: Timeline | None, labels: tuple[str, ...], frame_indices: np.ndarray, times_seconds: np.ndarray
+) -> np.ndarray:
+    """Class id of each frame, `IGNORE_LABEL` where no segment covers it.
+
+    A frame belongs to the segment ``[start, end)`` holding its reference-view index (``frames``
+    timelines) or its presentation time counted from the reference view's first frame (``seconds``).
+    """
+    out = np.full(len(frame_indices), IGNORE_LABEL, dtype=np.int64)
+    if timeline is None:
+        return out
+    positions = frame_indices if timeline.unit == "frames" else times_seconds
+    for segment in timeline.segments:
+        out[(positions >= segment.start) & (positions < segment.end)] = labels.index(segment.label)
+    return out
+
+
+def frame_midpoints(reader: VideoReader, frames: np.ndarray) -> np.ndarray:
+    """Middle of each frame's display interval, in seconds from the video's first frame.
+
+    Views are matched at the middle of the reference frame rather than at its start, so that
+    timestamps rounded to a container's time base cannot tip a tie to the wrong frame.
+    """
+    return (reader.pts_seconds[frames] + _frame_ends(reader)[frames]) / 2 - reader.metadata.begin_seconds
+
+
+def _frame_ends(reader: VideoReader) -> np.ndarray:
+    """When each frame leaves the screen, in the stream's clock."""
+    meta = reader.metadata
+    return np.append(reader.pts_seconds[1:], meta.begin_seconds + meta.duration_seconds)
+
+
+def match_view_frames(
+    reader: VideoReader, times_seconds: np.ndarray, *, video_id: str, tolerance_seconds: float
+) -> np.ndarray:
+    """Frames of another view on screen at the given times, counted from each view's first frame.
+
+    Views are aligned at their first frames: time ``t`` of the reference is ``begin_seconds + t``
+    in this view's stream clock. A matched frame more than `tolerance_seconds` away from ``t``
+    (the view ended early) is an error.
+    """
+    meta = reader.metadata
+    targets = times_seconds + meta.begin_seconds
+    indices = np.array([reader.index_at_seconds(float(t)) for t in targets], dtype=np.int64)
+    late = targets - _frame_ends(reader)[indices]
+    if len(late) and late.max() > tolerance_seconds + _EPSILON_SECONDS:
+        worst = int(np.argmax(late))
+        raise ValueError(
+            f"video {video_id!r}: {reader.path}: no frame within sync_tolerance_seconds={tolerance_seconds} of "
+            f"{times_seconds[worst]:.3f} s after the first frame (the view ends {late[worst]:.3f} s too early)"
+        )
+    return indices
+
+
+class ReaderPool:
+    """The few most recently used `VideoReader`s of one process, closed when pushed out.
+
+    Args:
+        capacity: Readers kept open.
+        num_threads: FFmpeg decoding threads per reader (0 lets FFmpeg choose).
+    """
+
+    def __init__(self, *, capacity: int, num_threads: int) -> None:
+        self.capacity = capacity
+        self.num_threads = num_threads
+        self._readers: OrderedDict[Path, VideoReader] = OrderedDict()
+
+    def get(self, meta: VideoMetadata) -> VideoReader:
+        """An open reader of the view described by `meta`."""
+        reader = self._readers.pop(meta.path, None)
+        if reader is None:
+            reader = VideoReader(meta.path, num_threads=self.num_threads)
+            if len(reader) != meta.num_frames:
+                reader.close()
+                raise ValueError(
+                    f"{meta.path}: has {len(reader)} frames but was indexed with {meta.num_frames}; "
+                    "the file changed since the chunk index was built"
+                )
+        self._readers[meta.path] = reader
+        while len(self._readers) > self.capacity:
+            self._readers.popitem(last=False)[1].close()
+        return reader
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+    def close(self) -> None:
+        """Closes every reader."""
+        while self._readers:
+            self._readers.popitem()[1].close()

@@ -1,0 +1,205 @@
+"""Chunk index: boundary and overlap math, validation of every kind of problem, the on-disk cache."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import vidfit.data._validate as validate_module
+from tests.data.conftest import MakeDataset
+from vidfit.data import ManifestError, build_chunk_index, chunk_spans, load_manifest
+
+
+def spans(num_frames: int, **kwargs: Any) -> list[tuple[int, int]]:
+    return [(span.start, span.stop) for span in chunk_spans(num_frames, **kwargs)]
+
+
+def test_seed_example_five_thousand_frames_make_five_chunks() -> None:
+    assert spans(5000, max_video_frames=1000) == [(i, i + 1000) for i in range(0, 5000, 1000)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"max_video_frames": None}, [(0, 23)]),
+        ({"max_video_frames": 30}, [(0, 23)]),
+        ({"max_video_frames": 10}, [(0, 10), (10, 20), (20, 23)]),
+        ({"max_video_frames": 10, "chunk_overlap_frames": 4}, [(0, 10), (6, 16), (12, 22), (18, 23)]),
+        ({"max_video_frames": 10, "tail": "merge"}, [(0, 10), (10, 23)]),
+        ({"max_video_frames": 10, "tail": "drop"}, [(0, 10), (10, 20)]),
+        ({"max_video_frames": 10, "tail": "drop", "min_tail_frames": 3}, [(0, 10), (10, 20), (20, 23)]),
+        ({"max_video_frames": 10, "tail": "merge", "min_tail_frames": 4}, [(0, 10), (10, 23)]),
+    ],
+)
+def test_chunk_boundaries(kwargs: dict, expected: list[tuple[int, int]]) -> None:
+    assert spans(23, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_video_frames": 10, "tail": "pad"}, r"tail='pad' is not one of 'keep', 'merge', 'drop'"),
+        ({"max_video_frames": 0}, r"max_video_frames=0 must be >= 1"),
+        ({"max_video_frames": 10, "chunk_overlap_frames": 10}, r"chunk_overlap_frames=10 must be in \[0, "),
+        ({"max_video_frames": 10, "min_tail_frames": 11}, r"min_tail_frames=11 must be in \[1, "),
+    ],
+)
+def test_bad_chunking_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        chunk_spans(100, **kwargs)
+
+
+@given(
+    num_frames=st.integers(1, 3000),
+    max_frames=st.integers(1, 400),
+    overlap_fraction=st.floats(0, 0.99),
+    tail=st.sampled_from(["keep", "merge", "drop"]),
+    min_tail_fraction=st.floats(0, 1),
+)
+def test_chunk_properties(
+    num_frames: int, max_frames: int, overlap_fraction: float, tail: str, min_tail_fraction: float
+) -> None:
+    overlap = int(overlap_fraction * max_frames)
+    min_tail = max(1, round(min_tail_fraction * max_frames))
+    result = chunk_spans(
+        num_frames, max_video_frames=max_frames, chunk_overlap_frames=overlap, tail=tail, min_tail_frames=min_tail
+    )
+    stride = max_frames - overlap
+    assert result[0].start == 0
+    for before, after in itertools.pairwise(result):
+        assert after.start == before.start + stride
+        assert before.stop - after.start == overlap
+    covered = np.zeros(num_frames, dtype=bool)
+    for span in result:
+        covered[span.start : span.stop] = True
+    assert all(len(span) == max_frames for span in result[:-1])
+    last = result[-1]
+    assert 1 <= len(last) <= (max_frames + min_tail - 1 if tail == "merge" else max_frames)
+    if tail != "keep":
+        assert len(last) >= min_tail or len(result) == 1
+    if tail == "drop":
+        assert covered[: last.stop].all()
+        assert num_frames - last.stop < min_tail
+    else:
+        assert covered.all()
+        assert last.stop == num_frames
+
+
+def test_index_and_seed_log_line(make_dataset: MakeDataset, caplog: pytest.LogCaptureFixture) -> None:
+    manifest = load_manifest(make_dataset(num_frames=(25, 12, 7)))
+    with caplog.at_level(logging.INFO, logger="vidfit.data"):
+        index = build_chunk_index(manifest, max_video_frames=10)
+    assert "Video chunking enabled: 3 videos -> 6 chunks (max 10 frames/chunk)" in caplog.messages
+    assert [(c.video_id, c.chunk_index, c.start_frame, c.stop_frame) for c in index] == [
+        ("v0", 0, 0, 10),
+        ("v0", 1, 10, 20),
+        ("v0", 2, 20, 25),
+        ("v1", 0, 0, 10),
+        ("v1", 1, 10, 12),
+        ("v2", 0, 0, 7),
+    ]
+    assert index.videos["v1"].views["front"].num_frames == 12
+
+
+def test_split_filter(make_dataset: MakeDataset) -> None:
+    path = make_dataset(num_frames=(8, 8), extra={1: {"split": "val"}})
+    index = build_chunk_index(load_manifest(path), split="val")
+    assert [chunk.video_id for chunk in index] == ["v1"]
+
+
+def test_every_problem_is_reported_at_once(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    segments = [
+        {"start": 0, "end": 6, "label": "front"},
+        {"start": 5, "end": 8, "label": "adjust"},
+        {"start": 9, "end": 9, "label": "idle"},
+        {"start": 12, "end": 30, "label": "idle"},
+        {"start": 30, "end": 31, "label": "sneeze"},
+    ]
+    path = make_dataset(
+        num_frames=(20, 20),
+        views={"front": {}, "left": {"fps": 20.0}},
+        timelines={0: {"unit": "frames", "segments": segments}},
+        keypoints={"front": "npz"},
+        extra={1: {"label": "dance"}},
+    )
+    (tmp_path / "v0" / "kpt_front" / "000004_sam3d_body.npz").unlink()
+    (tmp_path / "v0" / "kpt_front" / "000005_sam3d_body.npz").unlink()
+    (tmp_path / "v1" / "front.mkv").unlink()
+    with pytest.raises(ManifestError) as caught:
+        build_chunk_index(load_manifest(path), max_video_frames=10)
+    found = [(p.video_id, p.file.name, p.field, p.message) for p in caught.value.problems]
+    expected = [
+        ("v0", "left.mkv", "duration_seconds", r"view 'left' lasts 1.000 s but reference view 'front' lasts 0.66"),
+        ("v0", "manifest.yaml", "timeline.segments[1]", r"segment \[5, 8\) overlaps \[0, 6\)"),
+        ("v0", "manifest.yaml", "timeline.segments[2]", r"segment \[9, 9\) is inverted or empty"),
+        ("v0", "manifest.yaml", "timeline.segments[3]", r"segment \[12, 30\) is outside the video \[0, 20\) frames"),
+        ("v0", "manifest.yaml", "timeline.segments[4]", r"segment \[30, 31\) is outside the video"),
+        ("v0", "manifest.yaml", "timeline.segments[4]", r"label 'sneeze' is not one of the manifest's labels"),
+        ("v0", "kpt_front", "keypoints.front", r"keypoint files missing for frames 4-5$"),
+        ("v1", "front.mkv", "views.front", r"no such video file"),
+        ("v1", "manifest.yaml", "label", r"label 'dance' is not one of the manifest's labels"),
+    ]
+    assert len(found) == len(expected)
+    for (video_id, name, field, message), (want_id, want_name, want_field, pattern) in zip(
+        found, expected, strict=True
+    ):
+        assert (video_id, name, field) == (want_id, want_name, want_field)
+        assert re.search(pattern, message), (message, pattern)
+    assert str(caught.value).startswith("9 problem(s) in the dataset:\n  - video 'v0': ")
+
+
+def test_wrong_keypoint_shapes(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    path = make_dataset(num_frames=(6,), views={"front": {}, "left": {}}, keypoints={"front": "npy", "left": "npz"})
+    np.save(tmp_path / "v0" / "kpt_front.npy", np.zeros((5, 2, 2), dtype=np.float32))
+    np.savez(tmp_path / "v0" / "kpt_left" / "000000_sam3d_body.npz", np.zeros((1, 5, 3)))
+    with pytest.raises(ManifestError) as caught:
+        build_chunk_index(load_manifest(path))
+    assert [problem.field for problem in caught.value.problems] == ["keypoints.front", "keypoints.left"]
+    assert "shape (5, 2, 2) is not (6, K, D)" in caught.value.problems[0].message
+    assert "shape (1, 5, 3) is not (K, D)" in caught.value.problems[1].message
+
+
+def test_skip_leaves_bad_videos_out_and_reports_them(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    path = make_dataset(num_frames=(8, 8), extra={0: {"label": "dance"}})
+    report = tmp_path / "skipped.json"
+    index = build_chunk_index(load_manifest(path), on_error="skip", report_path=report)
+    assert list(index.videos) == ["v1"]
+    skipped = json.loads(report.read_text())["skipped"]
+    assert [(s["video_id"], s["field"]) for s in skipped] == [("v0", "label")]
+
+
+def test_bad_on_error_is_refused(make_dataset: MakeDataset) -> None:
+    with pytest.raises(ValueError, match=r"on_error='ignore' is not one of 'raise', 'skip'"):
+        build_chunk_index(load_manifest(make_dataset()), on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_cache_hits_until_a_file_changes(
+    make_dataset: MakeDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = load_manifest(make_dataset(num_frames=(12, 9)))
+    probed: list[Path] = []
+    real_probe = validate_module.probe
+    monkeypatch.setattr(validate_module, "probe", lambda p: probed.append(p) or real_probe(p))
+    cache = tmp_path / "cache"
+    first = build_chunk_index(manifest, max_video_frames=5, cache_dir=cache)
+    assert len(probed) == 2
+    second = build_chunk_index(manifest, max_video_frames=5, cache_dir=cache)
+    assert len(probed) == 2
+    assert second.chunks == first.chunks and second.videos == first.videos
+    build_chunk_index(manifest, max_video_frames=6, cache_dir=cache)
+    assert len(probed) == 4
+    video = tmp_path / "v1" / "front.mkv"
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    build_chunk_index(manifest, max_video_frames=5, cache_dir=cache)
+    assert len(probed) == 6

@@ -1,0 +1,215 @@
+"""VideoDataset: frames, labels and keypoints line up frame for frame, views stay in sync, loaders batch."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.data.conftest import KEYPOINT_DIMS, NUM_KEYPOINTS, MakeDataset, offset_pts
+from tests.videos import frame_ids
+from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, collate_samples, make_loader
+
+LABELS = ("idle", "front", "adjust")
+SEGMENTS = [
+    {"start": 0, "end": 7, "label": "front"},
+    {"start": 7, "end": 18, "label": "adjust"},
+    {"start": 20, "end": 25, "label": "idle"},
+]
+
+
+def expected_labels(frames: list[int]) -> list[int]:
+    """The annotation of `SEGMENTS`, frame by frame."""
+    per_frame = [1] * 7 + [2] * 11 + [-1] * 2 + [0] * 5
+    return [per_frame[i] for i in frames]
+
+
+def test_chunks_carry_their_frames_and_labels_across_seams(make_dataset: MakeDataset) -> None:
+    path = make_dataset(num_frames=(25,), timelines={0: {"unit": "frames", "segments": SEGMENTS}})
+    config = VideoDatasetConfig(manifest=path, mode="chunk", max_video_frames=10, chunk_overlap_frames=3)
+    dataset = VideoDataset(config)
+    starts = []
+    for sample in (dataset[i] for i in range(len(dataset))):
+        frames = sample["meta"]["frame_indices"].tolist()
+        starts.append(frames[0])
+        assert sample["video"].dtype == torch.uint8
+        assert sample["video"].shape == (1, 3, len(frames), 32, 32)
+        assert frame_ids(sample["video"][0].permute(1, 0, 2, 3)) == frames
+        assert sample["frame_labels"].tolist() == expected_labels(frames)
+        assert sample["label"].item() == -1
+        np.testing.assert_allclose(sample["meta"]["pts_seconds"].numpy(), np.array(frames) / 30, atol=1e-3)
+    assert starts == [0, 7, 14, 21]
+    dataset.close()
+
+
+def test_seconds_timeline_counts_from_the_first_frame(make_dataset: MakeDataset) -> None:
+    timeline = {"unit": "seconds", "segments": [{"start": 0.5, "end": 1.2, "label": "adjust"}]}
+    views = {"front": {"fps": 10.0, "pts_seconds": offset_pts(20, fps=10.0, begin_seconds=2.0)}}
+    path = make_dataset(num_frames=(20,), views=views, timelines={0: timeline}, extra={0: {"label": "front"}})
+    sample = VideoDataset(VideoDatasetConfig(manifest=path, mode="chunk"))[0]
+    assert sample["frame_labels"].tolist() == [-1] * 5 + [2] * 7 + [-1] * 8
+    assert sample["label"].item() == 1
+    assert sample["meta"]["pts_seconds"][0].item() == pytest.approx(2.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("sampling", ["random", "uniform", "consecutive"])
+def test_clips_stay_inside_their_chunk(make_dataset: MakeDataset, sampling: str) -> None:
+    path = make_dataset(num_frames=(30,), timelines={0: {"unit": "frames", "segments": SEGMENTS}})
+    config = VideoDatasetConfig(manifest=path, num_frames=4, sampling=sampling, frame_stride=2, max_video_frames=12)
+    dataset = VideoDataset(config)
+    for position, chunk in enumerate(dataset.index):
+        sample = dataset[position]
+        frames = sample["meta"]["frame_indices"].tolist()
+        assert frame_ids(sample["video"][0].permute(1, 0, 2, 3)) == frames
+        assert all(chunk.start_frame <= f < chunk.stop_frame for f in frames)
+        assert frames == sorted(frames)
+        if sampling == "consecutive" and chunk.num_frames >= 7:
+            assert np.diff(frames).tolist() == [2, 2, 2]
+        if sampling == "uniform":
+            step = chunk.num_frames / 4
+            assert frames == [chunk.start_frame + int((k + 0.5) * step) for k in range(4)]
+        if sampling == "random":
+            assert len(set(frames)) == 4
+
+
+def test_short_chunk_repeats_its_last_frame(make_dataset: MakeDataset) -> None:
+    path = make_dataset(num_frames=(5,))
+    config = VideoDatasetConfig(manifest=path, num_frames=4, sampling="consecutive", frame_stride=2)
+    assert VideoDataset(config)[0]["meta"]["frame_indices"].tolist() == [0, 2, 4, 4]
+
+
+def test_random_clips_are_reproducible_from_the_seed(make_dataset: MakeDataset) -> None:
+    path = make_dataset(num_frames=(60,))
+
+    def draws(seed: int) -> list[list[int]]:
+        dataset = VideoDataset(VideoDatasetConfig(manifest=path, num_frames=3, seed=seed, load_rgb=False))
+        return [dataset[0]["meta"]["frame_indices"].tolist() for _ in range(4)]
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)
+
+
+def test_views_sync_by_time_with_offsets_and_different_fps(make_dataset: MakeDataset) -> None:
+    dataset = VideoDataset(VideoDatasetConfig(manifest=two_views(make_dataset), mode="chunk", views=("left", "front")))
+    sample = dataset[0]
+    reference = list(range(30))
+    left = [i // 2 for i in reference]
+    assert sample["meta"]["frame_indices"].tolist() == reference
+    assert sample["meta"]["view_frame_indices"].tolist() == [left, reference]
+    assert frame_ids(sample["video"][0].permute(1, 0, 2, 3)) == left
+    assert frame_ids(sample["video"][1].permute(1, 0, 2, 3)) == reference
+
+
+def two_views(make_dataset: MakeDataset) -> Path:
+    """front: 30 frames at 30 fps from 0 s; left: 15 frames at 15 fps from 1 s, covering the same second."""
+    left = {"fps": 15.0, "num_frames": 15, "pts_seconds": offset_pts(15, fps=15.0, begin_seconds=1.0)}
+    return make_dataset(num_frames=(30,), views={"front": {"fps": 30.0}, "left": left})
+
+
+def test_keypoints_line_up_with_each_views_frames(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    left = {"fps": 15.0, "num_frames": 10}
+    path = make_dataset(
+        num_frames=(20,),
+        views={"front": {}, "left": left, "right": {}},
+        keypoints={"front": "npz", "left": "npy"},
+    )
+    np.savez(tmp_path / "v0" / "kpt_front" / "000008_sam3d_body.npz", keypoints=np.full((5, 3), np.nan))
+    config = VideoDatasetConfig(manifest=path, num_frames=6, sampling="uniform", load_kpt=True, load_rgb=False)
+    sample = VideoDataset(config)[0]
+    front, left_frames, _ = sample["meta"]["view_frame_indices"].tolist()
+    assert "video" not in sample
+    assert 8 in front
+    assert sample["keypoints"].shape == (3, 6, NUM_KEYPOINTS, KEYPOINT_DIMS)
+    assert sample["keypoints"].dtype == torch.float32
+    assert sample["keypoints"][0, :, 0, 0].tolist() == [0.0 if f == 8 else float(f) for f in front]
+    assert sample["keypoints"][1, :, 2, 1].tolist() == [float(f) for f in left_frames]
+    assert sample["keypoint_mask"].tolist() == [[f != 8 for f in front], [True] * 6, [False] * 6]
+    assert not sample["keypoints"][2].any()
+
+
+def test_image_size_resizes_while_decoding(make_dataset: MakeDataset) -> None:
+    config = VideoDatasetConfig(manifest=make_dataset(num_frames=(12,)), num_frames=5, image_size=[16, 24])
+    assert VideoDataset(config)[0]["video"].shape == (1, 3, 5, 16, 24)
+
+
+def test_dataset_pickles_without_open_readers(make_dataset: MakeDataset) -> None:
+    dataset = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(12,)), num_frames=4))
+    first = dataset[0]
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy._pool is None
+    assert copy[0]["video"].shape == first["video"].shape
+    dataset.close()
+    copy.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "video"}, r"mode='video' is not one of 'clip', 'chunk'"),
+        ({"sampling": "dense"}, r"sampling='dense' is not one of 'random', 'uniform', 'consecutive'"),
+        ({"tail": "pad"}, r"tail='pad' is not one of 'keep', 'merge', 'drop'"),
+        ({"on_error": "warn"}, r"on_error='warn' is not one of 'raise', 'skip'"),
+        ({"num_frames": 0}, r"num_frames=0 must be >= 1"),
+        ({"image_size": (0, 4)}, r"image_size=\(0, 4\) must be \(height, width\)"),
+        ({"num_threads": -1}, r"num_threads=-1 must be >= 0"),
+    ],
+)
+def test_bad_config_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        VideoDatasetConfig(manifest="m.yaml", **kwargs)
+
+
+def test_views_must_exist_and_stack(make_dataset: MakeDataset) -> None:
+    path = make_dataset(num_frames=(8,), views={"front": {}, "left": {"height": 16}})
+    with pytest.raises(ManifestError, match=r"views differ in \(height, width\) \[\(16, 32\), \(32, 32\)\]"):
+        VideoDataset(VideoDatasetConfig(manifest=path))
+    with pytest.raises(ManifestError, match=r"video 'v0'.*views: lacks view\(s\) \['top'\]"):
+        VideoDataset(VideoDatasetConfig(manifest=path, views=("front", "top")))
+    with pytest.raises(
+        ManifestError, match=r"load_kpt needs one keypoint shape \(K, D\) across the dataset, found \[\]"
+    ):
+        VideoDataset(VideoDatasetConfig(manifest=path, views=("front",), load_kpt=True))
+
+
+def test_collate_keeps_uint8_and_meta_lists(make_dataset: MakeDataset) -> None:
+    dataset = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(10, 10)), num_frames=3))
+    batch = collate_samples([dataset[0], dataset[1]])
+    assert batch["video"].shape == (2, 1, 3, 3, 32, 32)
+    assert batch["video"].dtype == torch.uint8
+    assert [meta["video_id"] for meta in batch["meta"]] == ["v0", "v1"]
+    chunks = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(10,)), mode="chunk", max_video_frames=7))
+    with pytest.raises(ValueError, match=r"cannot batch 'frame_labels' of shapes \[\(3,\), \(7,\)\].*batch_size=1"):
+        collate_samples([chunks[0], chunks[1]])
+
+
+def test_loader_workers_are_reproducible(make_dataset: MakeDataset) -> None:
+    dataset = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(40, 40, 40, 40)), num_frames=3))
+
+    def epoch(seed: int) -> list[list[int]]:
+        loader = make_loader(dataset, batch_size=2, shuffle=True, num_workers=2, seed=seed, persistent_workers=False)
+        return [meta["frame_indices"].tolist() for batch in loader for meta in batch["meta"]]
+
+    first = epoch(0)
+    assert len(first) == 4
+    assert first == epoch(0)
+    assert first != epoch(1)
+
+
+class WorkerProbe(VideoDataset):
+    """Reports the state `seed_worker` set up in the worker that loads each sample."""
+
+    def __getitem__(self, position: int) -> dict:
+        state = [np.random.randint(1 << 30), torch.get_num_threads(), self.reader_threads]
+        return {"meta": {}, "state": torch.tensor(state)}
+
+
+def test_workers_get_distinct_seeds_and_capped_threads(make_dataset: MakeDataset) -> None:
+    config = VideoDatasetConfig(manifest=make_dataset(num_frames=(8,) * 4), num_threads=3)
+    loader = make_loader(WorkerProbe(config), batch_size=1, shuffle=False, num_workers=2, seed=0)
+    states = [batch["state"][0].tolist() for batch in loader]
+    draws = {draw for draw, _, _ in states}
+    assert len(draws) == 4
+    assert {(threads, readers) for _, threads, readers in states} == {(1, 3)}
