@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
-import psutil
 import torch
 
 from vidfit.io import VideoReader, VideoWriter
+from vidfit.memory import track_peak
 
 
 def make_video(path: Path, *, num_frames: int, height: int, width: int, gop: int) -> Path:
@@ -95,16 +94,17 @@ MODES: dict[str, Callable[[Path], int]] = {
 
 def _child(mode: str, path: str, warmup: str, queue: mp.Queue) -> None:
     MODES[mode](Path(warmup))  # loads codecs and scalers, so the timed run measures decoding alone
-    baseline = psutil.Process().memory_info().rss
-    start = time.perf_counter()
-    frames = MODES[mode](Path(path))
-    seconds = time.perf_counter() - start
-    queue.put((frames, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline))
+    # Sampled, not ru_maxrss: Linux carries ru_maxrss across exec, so a spawned child would report its parent's.
+    with track_peak("cpu") as peak:
+        start = time.perf_counter()
+        frames = MODES[mode](Path(path))
+        seconds = time.perf_counter() - start
+    queue.put((frames, seconds, peak.delta_bytes))
 
 
 def run(mode: str, path: Path, warmup: Path) -> tuple[int, float, int]:
-    """Runs one mode in a fresh process: frames decoded, seconds, and peak RSS above the
-    process's footprint after warm-up (torch alone is ~700 MiB, the same in every mode)."""
+    """Runs one mode in a fresh process: frames decoded, seconds, and the growth of RSS over the
+    process's footprint after warm-up (importing torch alone takes hundreds of MiB, in every mode)."""
     context = mp.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_child, args=(mode, str(path), str(warmup), queue))

@@ -90,8 +90,8 @@ def test_mid_file_range_decodes_at_most_two_gops(make_video: MakeVideo, monkeypa
     decoded: list[int] = []
     original = PyAVSource._decode_from
 
-    def counting(self: PyAVSource, key_pts: int):  # type: ignore[no-untyped-def]
-        for index, frame in original(self, key_pts):
+    def counting(self: PyAVSource, keyframe: int):  # type: ignore[no-untyped-def]
+        for index, frame in original(self, keyframe):
             decoded.append(index)
             yield index, frame
 
@@ -217,3 +217,31 @@ def test_open_close_keeps_memory_flat(make_video: MakeVideo) -> None:
     before = process.memory_info().rss
     cycle(1000)
     assert process.memory_info().rss - before < 16 * 2**20
+
+
+def test_streaming_never_seeks_and_sparse_reads_do(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = make_video(num_frames=100, gop=10)
+    seeks: list[int] = []
+    original = PyAVSource._decode_from
+
+    def recording(self: PyAVSource, keyframe: int):  # type: ignore[no-untyped-def]
+        seeks.append(keyframe)
+        yield from original(self, keyframe)
+
+    monkeypatch.setattr(PyAVSource, "_decode_from", recording)
+    with VideoReader(path) as reader:
+        list(reader.iter_chunks(chunk_num_frames=16, overlap_num_frames=4))
+        assert seeks == [0]
+        seeks.clear()
+        reader.get_frames_at([5, 42, 43, 95])
+    assert seeks == [0, 40, 90]
+
+
+def test_iter_chunks_reuses_only_buffers_the_caller_dropped(make_video: MakeVideo) -> None:
+    path, frames = make_video(num_frames=40)
+    with VideoReader(path) as reader:
+        kept = list(reader.iter_chunks(chunk_num_frames=8, overlap_num_frames=2))
+        pointers = [chunk.data.data_ptr() for chunk in reader.iter_chunks(chunk_num_frames=8, overlap_num_frames=2)]
+    assert all(torch.equal(c.data, frames[c.start_frame : c.stop_frame]) for c in kept)
+    assert len({c.data.data_ptr() for c in kept}) == len(kept)
+    assert len(set(pointers)) < len(pointers)

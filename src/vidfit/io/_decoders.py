@@ -19,6 +19,9 @@ from vidfit.io._types import VideoDecodeError
 
 Backend = Literal["pyav", "nvdec", "torchcodec"]
 BACKENDS: tuple[Backend, ...] = ("pyav", "nvdec", "torchcodec")
+# A seek flushes the decoder, and with frame threads refilling its pipeline costs about as much as
+# decoding a few frames: seek only when that skips more frames than this.
+_SEEK_MIN_SKIPPED_FRAMES = 8
 # torchcodec returns whole batches; this many frames are asked for at once when streaming.
 _TORCHCODEC_BATCH = 32
 
@@ -96,8 +99,9 @@ class PyAVSource:
         current = -1
         while position < len(targets):
             target = int(targets[position])
-            if decoded is None or current >= target or self._keyframe_between(current, target):
-                decoded, current = self._decode_from(self._index.keyframe_at_or_before(target)), -1
+            keyframe = self._index.keyframe_at_or_before(target)
+            if decoded is None or current >= target or keyframe - current > _SEEK_MIN_SKIPPED_FRAMES:
+                decoded, current = self._decode_from(keyframe), -1
             for current, frame in decoded:  # noqa: B007 (the frame reached is used after the loop)
                 if current >= target:
                     break
@@ -112,14 +116,9 @@ class PyAVSource:
                 yield target, packed
                 position += 1
 
-    def _keyframe_between(self, current: int, target: int) -> bool:
-        """Whether seeking beats decoding on: a keyframe lies after `current` and not after `target`."""
-        key_pts = self._index.keyframe_at_or_before(target)
-        return bool(key_pts > self._index.pts[current])
-
-    def _decode_from(self, key_pts: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _decode_from(self, keyframe: int) -> Iterator[tuple[int, av.VideoFrame]]:
         try:
-            self._container.seek(key_pts, stream=self._stream, backward=True)
+            self._container.seek(int(self._index.pts[keyframe]), stream=self._stream, backward=True)
             self._decoder.flush_buffers()
             for packet in self._container.demux(self._stream):
                 for frame in self._decoder.decode(packet):

@@ -33,10 +33,10 @@ class PacketIndex:
         return self.pts.astype(np.float64) * float(self.time_base)
 
     def keyframe_at_or_before(self, frame_index: int) -> int:
-        """Timestamp of the last keyframe whose time is not after the frame's, to seek to."""
+        """Index of the last keyframe whose time is not after the frame's: where a seek for it lands."""
         target = self.pts[frame_index]
         position = int(np.searchsorted(self.keyframe_pts, target, side="right")) - 1
-        return int(self.keyframe_pts[max(position, 0)])
+        return int(np.searchsorted(self.pts, self.keyframe_pts[max(position, 0)]))
 
 
 def open_container(path: Path) -> av.container.InputContainer:
