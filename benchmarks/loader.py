@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import yaml
 from decode import make_video
 
 from vidfit.data import VideoDataset, VideoDatasetConfig, make_loader, prepare_manifest
+from vidfit.memory import track_peak
 
 
 @dataclass(frozen=True)
@@ -98,10 +97,12 @@ def throughput_table(manifests: dict[str, Path], settings: Settings) -> None:
 
 def _peak_rss_worker(manifest: Path, size: tuple[int, int], samples: int, queue: mp.Queue) -> None:
     dataset = VideoDataset(VideoDatasetConfig(manifest=manifest, num_frames=16, image_size=size))
-    for _ in range(samples):
-        dataset[0]
+    # Sampled, not ru_maxrss: Linux carries ru_maxrss across exec, so a spawned child would report its parent's.
+    with track_peak("cpu") as peak:
+        for _ in range(samples):
+            dataset[0]
     dataset.close()
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024))
+    queue.put(peak.peak_bytes)
 
 
 def peak_rss_table(folder: Path, settings: Settings) -> None:
