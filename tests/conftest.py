@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.videos import pattern_frames
 
+from tests.videos import pattern_frames
 from vidfit.io import write_video
 
 

@@ -1,61 +1,24 @@
-"""ChunkedPredictor: whole-video equivalence, hand-computed windows, streaming, OOM backoff, output files."""
+"""ChunkedPredictor: whole-video equivalence, hand-computed windows, streaming, OOM backoff, precision."""
 
 from __future__ import annotations
-
-import csv
-import json
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from tests.conftest import MakeVideo
-from vidfit.infer import (
-    ChunkedPredictor,
-    Window,
-    frame_accuracy,
-    segment_f1,
-    segments_from_labels,
-    write_frame_csv,
-    write_predictions_json,
-)
+from tests.infer.fakes import ColourModel, random_video
+from vidfit.infer import ChunkedPredictor, Window
 from vidfit.io import VideoReader
-
-
-class ColourModel(torch.nn.Module):
-    """Frame logits are a linear map of each frame's mean colour; clip logits their mean over time."""
-
-    def __init__(self, max_frames: int | None = None) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.tensor([[1.0, -1.0, 0.0], [0.0, 2.0, -1.0], [0.5, 0.0, 1.0]]))
-        self.max_frames = max_frames
-        self.batch_shapes: list[tuple[int, ...]] = []
-
-    def forward(self, video: torch.Tensor, keypoints: torch.Tensor | None = None, keypoint_mask=None):  # type: ignore[no-untyped-def]
-        self.batch_shapes.append(tuple(video.shape))
-        if self.max_frames is not None and video.shape[0] * video.shape[3] > self.max_frames:
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        colour = video.float().mean(dim=(1, 4, 5)).transpose(1, 2) / 255  # (B, T, 3)
-        if keypoints is not None:
-            colour = colour + keypoints.sum(dim=(1, 3, 4))[..., None]
-        frame_logits = colour @ self.weight
-        return SimpleNamespace(logits=frame_logits.mean(dim=1), frame_logits=frame_logits)
-
-
-def random_video(num_frames: int, views: int = 2) -> torch.Tensor:
-    return torch.randint(0, 256, (views, 3, num_frames, 4, 4), generator=torch.Generator().manual_seed(num_frames)).to(
-        torch.uint8
-    )
 
 
 def test_whole_video_equals_one_forward_pass() -> None:
     model, video = ColourModel(), random_video(30)
-    prediction = ChunkedPredictor(model, chunk_infer_size=-1).predict_tensor(video)
+    prediction = ChunkedPredictor(model, chunk_infer_size=-1, video_batch_size=4).predict_tensor(video)
     direct = model(video[None])
-    assert torch.allclose(prediction.scores, direct.logits[0])
-    assert torch.allclose(prediction.frame_logits, direct.frame_logits[0])
+    assert torch.equal(prediction.scores, direct.logits[0])
+    assert torch.equal(prediction.frame_logits, direct.frame_logits[0])
     assert prediction.windows == [Window(0, 30)] and prediction.label == int(direct.logits[0].argmax())
+    assert (prediction.used_chunk_infer_size, prediction.oom_retries, prediction.pts_seconds) == (-1, 0, None)
 
 
 @pytest.mark.parametrize("aggregation", ["mean", "max", "last", "prob"])
@@ -65,98 +28,158 @@ def test_chunked_equals_hand_computed_windows(aggregation: str) -> None:
         model, chunk_infer_size=16, chunk_overlap=4, chunk_aggregation=aggregation, video_batch_size=2
     )
     prediction = predictor.predict_tensor(video)
-    batch_sizes = [shape[0] for shape in model.batch_shapes]
-    starts = [(0, 16), (12, 28), (24, 40), (36, 50)]
-    expected = torch.stack([model(video[None, :, :, a:b]).logits[0] for a, b in starts])
-    assert [(w.start, w.stop) for w in prediction.windows] == starts
-    assert torch.allclose(prediction.window_logits, expected)
+    spans = [(0, 16), (12, 28), (24, 40), (36, 50)]
+    # The model is linear in each frame's mean colour, so a window's clip logits are its frames' mean.
+    colour = video.float().mean(dim=(0, 3, 4)).T / 255  # (T, 3)
+    expected = torch.stack([(colour[a:b] @ model.weight).mean(0) for a, b in spans]).detach()
+    assert [(w.start, w.stop) for w in prediction.windows] == spans
+    assert torch.allclose(prediction.window_logits, expected, atol=1e-6)
     reduce = {
         "mean": expected.mean(0),
         "max": expected.max(0).values,
         "last": expected[-1],
         "prob": expected.softmax(-1).mean(0),
     }
-    assert torch.allclose(prediction.scores, reduce[aggregation])
-    # Per-frame logits are per frame here, so averaging overlapping windows gives the whole-video values.
-    assert torch.allclose(prediction.frame_logits, model(video[None]).frame_logits[0], atol=1e-6)
-    assert batch_sizes == [2, 1, 1]  # windows 16, 16 | 16 | 14: the short tail is never batched with full ones
+    assert torch.allclose(prediction.scores, reduce[aggregation], atol=1e-6)
+    assert prediction.label == int(reduce[aggregation].argmax())
+    # Frame logits depend on their own frame only, so averaging overlapping windows gives the whole-video ones.
+    assert torch.allclose(prediction.frame_logits, (colour @ model.weight).detach(), atol=1e-6)
+    # Windows of 16, 16 | 16 | 14 frames: the short tail never shares a pass with full windows.
+    assert [shape[0] for shape in model.batch_shapes] == [2, 1, 1]
 
 
-def test_keypoints_are_windowed_in_step() -> None:
+def test_keypoints_and_mask_are_windowed_in_step() -> None:
     model, video = ColourModel(), random_video(20, views=1)
     keypoints = torch.rand(1, 20, 2, 2)
-    mask = torch.ones(1, 20, dtype=torch.bool)
-    chunked = ChunkedPredictor(model, chunk_infer_size=8).predict_tensor(video, keypoints=keypoints, keypoint_mask=mask)
-    whole = model(video[None], keypoints=keypoints[None])
+    mask = torch.rand(1, 20) > 0.5
+    chunked = ChunkedPredictor(model, chunk_infer_size=8, chunk_overlap=3).predict_tensor(
+        video, keypoints=keypoints, keypoint_mask=mask
+    )
+    whole = model(video[None], keypoints=keypoints[None], keypoint_mask=mask[None])
     assert torch.allclose(chunked.frame_logits, whole.frame_logits[0], atol=1e-6)
 
 
-def test_oom_backoff_halves_batch_then_chunk_and_never_mixes() -> None:
+@pytest.mark.parametrize("oom_error", [torch.OutOfMemoryError, RuntimeError])
+def test_oom_backoff_halves_batch_then_chunk_and_restarts(oom_error: type[RuntimeError]) -> None:
     video = random_video(64)
-    model = ColourModel(max_frames=16)  # a pass fits at most 16 frames in total
+    model = ColourModel(max_frames=16, oom_error=oom_error)  # a pass fits at most 16 frames in all
     prediction = ChunkedPredictor(model, chunk_infer_size=32, video_batch_size=4).predict_tensor(video)
-    assert (prediction.used_video_batch_size, prediction.used_chunk_infer_size) == (1, 16)
-    assert prediction.oom_retries == 3
+    # 2 windows x 32 fails, then 1 x 32 (batch 4 -> 2 windows at most -> 1), then windows of 16 fit.
+    assert (prediction.used_video_batch_size, prediction.used_chunk_infer_size, prediction.oom_retries) == (1, 16, 2)
+    assert [shape[0] * shape[3] for shape in model.batch_shapes] == [64, 32] + [16] * 4
     fresh = ChunkedPredictor(ColourModel(), chunk_infer_size=16, video_batch_size=1).predict_tensor(video)
+    assert prediction.windows == fresh.windows
     assert torch.equal(prediction.window_logits, fresh.window_logits)
-    assert all(w.num_frames == 16 for w in prediction.windows)
+    assert torch.equal(prediction.scores, fresh.scores)
+
+
+def test_oom_backoff_from_the_whole_video() -> None:
+    prediction = ChunkedPredictor(ColourModel(max_frames=10), chunk_infer_size=-1).predict_tensor(random_video(40))
+    assert (prediction.used_chunk_infer_size, prediction.oom_retries) == (10, 2)
 
 
 def test_oom_at_the_floor_names_what_to_change() -> None:
-    model = ColourModel(max_frames=0)
-    with pytest.raises(torch.OutOfMemoryError, match=r"chunk_overlap=2\): lower chunk_overlap"):
-        ChunkedPredictor(model, chunk_infer_size=8, chunk_overlap=2).predict_tensor(random_video(16))
+    with pytest.raises(torch.OutOfMemoryError, match=r"chunk_infer_size=4 \(chunk_overlap=2\): lower chunk_overlap"):
+        ChunkedPredictor(ColourModel(max_frames=0), chunk_infer_size=8, chunk_overlap=2).predict_tensor(
+            random_video(16)
+        )
+
+
+def test_other_runtime_errors_are_not_retried() -> None:
+    class Broken(ColourModel):
+        def forward(self, video: torch.Tensor, **_: object) -> object:
+            raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        ChunkedPredictor(Broken(), chunk_infer_size=8).predict_tensor(random_video(16))
 
 
 def test_streaming_from_readers_equals_decoded_tensor(make_video: MakeVideo) -> None:
-    front, frames = make_video("front.mkv", num_frames=37)
-    left, _ = make_video("left.mkv", num_frames=37)
-    predictor = ChunkedPredictor(ColourModel(), chunk_infer_size=10, chunk_overlap=3, video_batch_size=2)
+    front, frames = make_video("front.mkv", num_frames=20, height=16, width=16)
+    left, _ = make_video("left.mkv", num_frames=20, height=16, width=16)
+    keypoints = torch.rand(2, 20, 3, 2)
+    predictor = ChunkedPredictor(ColourModel(), chunk_infer_size=6, chunk_overlap=2, video_batch_size=2)
     with VideoReader(front) as a, VideoReader(left) as b:
-        streamed = predictor.predict_readers([a, b])
+        streamed = predictor.predict_readers([a, b], keypoints=keypoints)
         pts = torch.from_numpy(a.pts_seconds)
-    video = torch.stack([frames.permute(1, 0, 2, 3)] * 2)
-    decoded = predictor.predict_tensor(video, pts_seconds=pts)
-    assert torch.allclose(streamed.window_logits, decoded.window_logits)
-    assert torch.allclose(streamed.frame_logits, decoded.frame_logits)
-    assert streamed.pts_seconds[1].item() == pytest.approx(1 / 30, abs=1e-3)
+    decoded = predictor.predict_tensor(torch.stack([frames.transpose(0, 1)] * 2), keypoints=keypoints, pts_seconds=pts)
+    assert (
+        streamed.windows
+        == decoded.windows
+        == [Window(0, 6), Window(4, 10), Window(8, 14), Window(12, 18), Window(16, 20)]
+    )
+    assert torch.equal(streamed.window_logits, decoded.window_logits)
+    assert torch.equal(streamed.frame_logits, decoded.frame_logits)
+    assert streamed.pts_seconds is not None and streamed.pts_seconds[1].item() == pytest.approx(1 / 30, abs=1e-3)
 
 
 def test_views_of_different_lengths_are_refused(make_video: MakeVideo) -> None:
-    first, _ = make_video("a.mkv", num_frames=10)
-    second, _ = make_video("b.mkv", num_frames=12)
+    first, _ = make_video("a.mkv", num_frames=10, height=16, width=16)
+    second, _ = make_video("b.mkv", num_frames=12, height=16, width=16)
     with VideoReader(first) as a, VideoReader(second) as b, pytest.raises(ValueError, match="same number of frames"):
         ChunkedPredictor(ColourModel(), chunk_infer_size=4).predict_readers([a, b])
 
 
-def test_bad_settings() -> None:
-    with pytest.raises(ValueError, match="video_batch_size=0"):
-        ChunkedPredictor(ColourModel(), video_batch_size=0)
-    with pytest.raises(ValueError, match="precision='fp16'"):
-        ChunkedPredictor(ColourModel(), precision="fp16")  # type: ignore[arg-type]
+def test_autocast_follows_precision() -> None:
+    video = random_video(12)
+    full, mixed = ColourModel(), ColourModel()
+    exact = ChunkedPredictor(full, chunk_infer_size=6).predict_tensor(video)
+    low = ChunkedPredictor(mixed, chunk_infer_size=6, precision="bf16-mixed").predict_tensor(video)
+    assert full.autocast_enabled == [False, False] and mixed.autocast_enabled == [True, True]
+    assert low.scores.dtype == torch.float32 and torch.allclose(low.scores, exact.scores, atol=0.05)
 
 
-def test_segments_scores_and_output_files(tmp_path: Path) -> None:
-    video = torch.zeros(1, 3, 6, 2, 2, dtype=torch.uint8)
-    video[:, 1, :3] = 255  # green, then red from frame 3: the frame label flips from class 1 to class 0
-    video[:, 0, 3:] = 255
-    prediction = ChunkedPredictor(ColourModel(), chunk_infer_size=4, chunk_overlap=1).predict_tensor(
-        video, pts_seconds=torch.arange(6, dtype=torch.float64) * 0.5 + 10
-    )
-    segments = prediction.segments()
-    assert [(s.start_frame, s.stop_frame, s.label) for s in segments] == [(0, 3, 1), (3, 6, 0)]
-    assert (segments[0].start_seconds, segments[0].stop_seconds, segments[1].stop_seconds) == (10.0, 11.5, 13.0)
-    truth = torch.tensor([1, 1, 1, 1, 0, -1])
-    assert frame_accuracy(prediction.frame_labels, truth) == pytest.approx(4 / 5)
-    true_segments = segments_from_labels(truth, prediction.pts_seconds)
-    assert [(s.start_frame, s.stop_frame, s.label) for s in true_segments] == [(0, 4, 1), (4, 5, 0)]
-    assert segment_f1(segments, true_segments) == pytest.approx(0.5)  # (0,3) hits (0,4) at IoU 0.75; (3,6) misses
-    names = ["red", "green", "blue"]
-    document = json.loads(
-        write_predictions_json({"v1": prediction}, tmp_path / "p.json", label_names=names).read_text()
-    )
-    assert document["results"]["v1"][0] == {"label": "green", "score": segments[0].score, "segment": [10.0, 11.5]}
-    assert document["vidfit"]["v1"]["num_windows"] == 2
-    rows = list(csv.DictReader(write_frame_csv({"v1": prediction}, tmp_path / "f.csv", label_names=names).open()))
-    assert [r["label"] for r in rows] == ["green"] * 3 + ["red"] * 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv", "p.json"]
+def test_device_defaults_to_the_models_or_cpu() -> None:
+    def parameterless(video: torch.Tensor, **_: object) -> object:
+        return ColourModel()(video)
+
+    assert ChunkedPredictor(ColourModel()).device == torch.device("cpu")
+    assert ChunkedPredictor(parameterless).device == torch.device("cpu")
+    assert ChunkedPredictor(ColourModel(), device="meta").device == torch.device("meta")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"video_batch_size": 0}, "video_batch_size=0 must be >= 1"),
+        ({"precision": "fp16"}, "precision='fp16' is not one of '32', '16-mixed', 'bf16-mixed'"),
+        ({"chunk_aggregation": "vote"}, "chunk_aggregation='vote' is not one of 'mean', 'max', 'last', 'prob'"),
+        ({"chunk_infer_size": 8, "chunk_overlap": 8}, "chunk_overlap=8 must be < chunk_infer_size=8"),
+    ],
+)
+def test_bad_settings(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ChunkedPredictor(ColourModel(), **settings)  # type: ignore[arg-type]
+
+
+def test_bad_inputs() -> None:
+    predictor, video = ChunkedPredictor(ColourModel(), chunk_infer_size=4), random_video(8)
+    with pytest.raises(ValueError, match=r"video must be uint8 \(V, 3, T, H, W\), got torch.float32"):
+        predictor.predict_tensor(video.float())
+    with pytest.raises(ValueError, match=r"keypoints must be \(2, 8, K, D\), got \(2, 7, 3, 2\)"):
+        predictor.predict_tensor(video, keypoints=torch.zeros(2, 7, 3, 2))
+    with pytest.raises(ValueError, match=r"keypoint_mask must be \(2, 8\) and come with keypoints"):
+        predictor.predict_tensor(video, keypoint_mask=torch.ones(2, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"pts_seconds must be \(8,\), got \(9,\)"):
+        predictor.predict_tensor(video, pts_seconds=torch.zeros(9))
+
+
+@pytest.mark.cuda
+def test_real_cuda_oom_backs_off_and_matches_cpu() -> None:
+    class Greedy(ColourModel):
+        """Allocates a sixteenth of the GPU per frame in the batch: 16 frames never fit, 8 do."""
+
+        def forward(self, video: torch.Tensor, **kwargs: object) -> object:
+            per_frame = torch.cuda.get_device_properties(video.device).total_memory // 16
+            held = torch.empty(video.shape[0] * video.shape[3] * per_frame, dtype=torch.uint8, device=video.device)
+            del held
+            return super().forward(video, **kwargs)  # type: ignore[arg-type]
+
+    video = random_video(64)
+    predictor = ChunkedPredictor(Greedy().cuda(), chunk_infer_size=32, video_batch_size=2, precision="16-mixed")
+    before = torch.cuda.memory_allocated()
+    prediction = predictor.predict_tensor(video)
+    assert (prediction.used_video_batch_size, prediction.used_chunk_infer_size, prediction.oom_retries) == (1, 8, 3)
+    assert torch.cuda.memory_allocated() == before
+    on_cpu = ChunkedPredictor(ColourModel(), chunk_infer_size=8).predict_tensor(video)
+    assert torch.allclose(prediction.scores, on_cpu.scores, atol=1e-2)

@@ -1,12 +1,12 @@
 """Sliding-window inference of arbitrarily long videos, per-video and per-frame outputs."""
 
-from vidfit.infer._predictor import ChunkedPredictor, Precision
+from vidfit.infer._predictor import ChunkedPredictor, ModelOutput, Precision, VideoModel
 from vidfit.infer._results import (
     Segment,
     VideoPrediction,
     frame_accuracy,
+    frames_to_segments,
     segment_f1,
-    segments_from_labels,
     write_frame_csv,
     write_predictions_json,
 )
@@ -16,16 +16,18 @@ __all__ = [
     "AGGREGATIONS",
     "Aggregation",
     "ChunkedPredictor",
+    "ModelOutput",
     "Precision",
     "Segment",
+    "VideoModel",
     "VideoPrediction",
     "Window",
     "aggregate",
     "frame_accuracy",
+    "frames_to_segments",
     "merge_frame_logits",
     "plan_windows",
     "segment_f1",
-    "segments_from_labels",
     "write_frame_csv",
     "write_predictions_json",
 ]

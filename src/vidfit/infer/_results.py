@@ -12,14 +12,23 @@ from pathlib import Path
 
 import torch
 
-from vidfit.infer._windows import Window
+from vidfit.infer._windows import Aggregation, Window
 
 RESULTS_VERSION = "vidfit-0.1"
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of frames ``[start_frame, stop_frame)`` with one label, also in seconds."""
+    """A run of frames ``[start_frame, stop_frame)`` with one label, also in seconds ``[start, stop)``.
+
+    Attributes:
+        start_frame: First frame of the run.
+        stop_frame: One past its last frame.
+        start_seconds: Presentation time of the first frame.
+        stop_seconds: When the last frame stops showing: the next frame's time.
+        label: Class index.
+        score: Mean over the run's frames of the score given for each frame (1.0 for true segments).
+    """
 
     start_frame: int
     stop_frame: int
@@ -35,14 +44,15 @@ class VideoPrediction:
 
     Attributes:
         scores: Video-level scores (C,): logits, or probabilities for ``chunk_aggregation="prob"``.
-        label: Index of the predicted class.
-        windows: The windows the model saw.
+        label: Index of the predicted class, the argmax of `scores`.
+        windows: The windows the model saw, in order.
         window_logits: Clip logits of each window (W, C).
         frame_logits: Per-frame logits (T, C), the mean over the windows covering each frame.
-        pts_seconds: Presentation time of each frame (T,).
+        pts_seconds: Presentation time of each frame (T,), None when the frames came without times.
+        chunk_aggregation: How `scores` were made from `window_logits`.
         used_chunk_infer_size: Window length in the end (-1 = whole video), after any OOM backoff.
         used_video_batch_size: Windows per forward pass in the end.
-        oom_retries: Out-of-memory errors recovered from.
+        oom_retries: Out-of-memory errors recovered from, each restarting the video.
     """
 
     scores: torch.Tensor
@@ -50,37 +60,67 @@ class VideoPrediction:
     windows: list[Window]
     window_logits: torch.Tensor
     frame_logits: torch.Tensor
-    pts_seconds: torch.Tensor
+    pts_seconds: torch.Tensor | None
+    chunk_aggregation: Aggregation
     used_chunk_infer_size: int
     used_video_batch_size: int
     oom_retries: int
 
     @property
     def frame_labels(self) -> torch.Tensor:
+        """Predicted class of each frame (T,)."""
         return self.frame_logits.argmax(dim=-1)
 
+    @property
+    def frame_scores(self) -> torch.Tensor:
+        """Softmax probability of each frame's predicted class (T,)."""
+        return self.frame_logits.softmax(dim=-1).max(dim=-1).values
+
     def segments(self) -> list[Segment]:
-        """Runs of equal frame labels; a segment ends where the next frame starts."""
-        probabilities = self.frame_logits.softmax(dim=-1).max(dim=-1).values
-        return [
-            Segment(start, stop, begin, end, label, float(probabilities[start:stop].mean()))
-            for start, stop, begin, end, label in _runs(self.frame_labels, self.pts_seconds)
-        ]
+        """Runs of equal predicted frame labels, scored by their frames' mean probability."""
+        if self.pts_seconds is None:
+            raise ValueError("segments need frame times: pass pts_seconds= to ChunkedPredictor.predict_tensor")
+        return frames_to_segments(self.frame_labels, pts_seconds=self.pts_seconds, frame_scores=self.frame_scores)
 
 
-def _runs(labels: torch.Tensor, pts_seconds: torch.Tensor) -> list[tuple[int, int, float, float, int]]:
-    """Maximal runs of equal labels as (start, stop, start_seconds, stop_seconds, label)."""
-    values, ends = labels.tolist(), _frame_end_seconds(pts_seconds)
-    runs, start = [], 0
+def frames_to_segments(
+    labels: torch.Tensor,
+    *,
+    pts_seconds: torch.Tensor,
+    frame_scores: torch.Tensor | None = None,
+    ignore_index: int = -1,
+) -> list[Segment]:
+    """Maximal runs of equal labels in a per-frame label track, as half-open segments.
+
+    A segment's end in seconds is the next frame's time; the last frame lasts the median frame
+    duration (a one-frame video gives a segment of zero seconds). With a constant frame rate,
+    ``pts_seconds = begin_seconds + torch.arange(T) / fps``.
+
+    Args:
+        labels: Class index of each frame (T,).
+        pts_seconds: Presentation time of each frame (T,).
+        frame_scores: Score of each frame's label (T,), averaged over a segment; 1.0 when None.
+        ignore_index: Label of unlabelled frames; their runs are left out.
+    """
+    if labels.shape != pts_seconds.shape or (frame_scores is not None and frame_scores.shape != labels.shape):
+        shapes = [tuple(t.shape) for t in (labels, pts_seconds, frame_scores) if t is not None]
+        raise ValueError(f"labels, pts_seconds and frame_scores must all be (T,), got {shapes}")
+    values, ends = labels.tolist(), _frame_end_seconds(pts_seconds.double())
+    segments, start = [], 0
     for index in range(1, len(values) + 1):
-        if index == len(values) or values[index] != values[start]:
-            runs.append((start, index, float(pts_seconds[start]), float(ends[index - 1]), values[start]))
-            start = index
-    return runs
+        if index < len(values) and values[index] == values[start]:
+            continue
+        if values[start] != ignore_index:
+            score = 1.0 if frame_scores is None else float(frame_scores[start:index].float().mean())
+            segments.append(
+                Segment(start, index, float(pts_seconds[start]), float(ends[index - 1]), values[start], score)
+            )
+        start = index
+    return segments
 
 
 def _frame_end_seconds(pts_seconds: torch.Tensor) -> torch.Tensor:
-    if len(pts_seconds) == 1:
+    if len(pts_seconds) < 2:
         return pts_seconds.clone()
     last = pts_seconds[-1] + (pts_seconds[1:] - pts_seconds[:-1]).median()
     return torch.cat([pts_seconds[1:], last.reshape(1)])
@@ -88,6 +128,8 @@ def _frame_end_seconds(pts_seconds: torch.Tensor) -> torch.Tensor:
 
 def frame_accuracy(predicted: torch.Tensor, target: torch.Tensor, *, ignore_index: int = -1) -> float:
     """Share of labelled frames whose predicted label is right; frames labelled `ignore_index` don't count."""
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted {tuple(predicted.shape)} and target {tuple(target.shape)} must have one shape")
     labelled = target != ignore_index
     if not bool(labelled.any()):
         raise ValueError("no labelled frame to score")
@@ -95,37 +137,40 @@ def frame_accuracy(predicted: torch.Tensor, target: torch.Tensor, *, ignore_inde
 
 
 def segment_f1(predicted: Sequence[Segment], target: Sequence[Segment], *, iou_threshold: float = 0.5) -> float:
-    """F1 of segment detection: a predicted segment is a hit when it overlaps an unmatched true
-    segment of the same label with temporal IoU >= `iou_threshold` (each true segment matches once)."""
+    """F1 of segment detection at a temporal IoU threshold.
+
+    Predicted segments are taken by decreasing score; each is a hit when, among the true segments
+    of its label not matched yet, the one it overlaps most has frame IoU >= `iou_threshold`, which
+    is then matched. Precision is hits / predicted, recall hits / true. Two empty lists score 1.0.
+    """
+    if not predicted or not target:
+        return float(not predicted and not target)
     unmatched = list(target)
     hits = 0
     for segment in sorted(predicted, key=lambda s: -s.score):
-        best = max(unmatched, key=lambda t: _iou(segment, t) if t.label == segment.label else -1.0, default=None)
-        if best is not None and best.label == segment.label and _iou(segment, best) >= iou_threshold:
+        candidates = [t for t in unmatched if t.label == segment.label]
+        best = max(candidates, key=lambda t: _iou(segment, t), default=None)
+        if best is not None and _iou(segment, best) >= iou_threshold:
             unmatched.remove(best)
             hits += 1
-    if not predicted or not target:
-        return float(not predicted and not target)
-    precision, recall = hits / len(predicted), hits / len(target)
-    return 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
+    return 2 * hits / (len(predicted) + len(target))
 
 
 def _iou(a: Segment, b: Segment) -> float:
-    inter = max(0, min(a.stop_frame, b.stop_frame) - max(a.start_frame, b.start_frame))
+    intersection = max(0, min(a.stop_frame, b.stop_frame) - max(a.start_frame, b.start_frame))
     union = max(a.stop_frame, b.stop_frame) - min(a.start_frame, b.start_frame)
-    return inter / union if union else 0.0
-
-
-def segments_from_labels(labels: torch.Tensor, pts_seconds: torch.Tensor, *, ignore_index: int = -1) -> list[Segment]:
-    """True segments of a per-frame label track (unlabelled runs left out), to score against."""
-    return [Segment(*run, score=1.0) for run in _runs(labels, pts_seconds) if run[4] != ignore_index]
+    return intersection / union if union else 0.0
 
 
 def write_predictions_json(
     predictions: Mapping[str, VideoPrediction], path: str | os.PathLike[str], *, label_names: Sequence[str]
 ) -> Path:
-    """ActivityNet-style results (``results: {video_id: [{label, score, segment}]}``) plus a
-    ``vidfit`` section with the video-level prediction and the settings used, written atomically."""
+    """Writes ActivityNet-style results atomically (temp file, then rename).
+
+    The document is ``{"version", "results": {video_id: [{"label", "score", "segment": [start_s, stop_s]}]},
+    "external_data": {}, "vidfit": {video_id: {...}}}``: one result per predicted segment, and a
+    ``vidfit`` section with the video-level label, its scores by class name and the settings used.
+    """
     results, videos = {}, {}
     for video_id, prediction in predictions.items():
         results[video_id] = [
@@ -135,6 +180,7 @@ def write_predictions_json(
         videos[video_id] = {
             "label": label_names[prediction.label],
             "scores": dict(zip(label_names, prediction.scores.tolist(), strict=True)),
+            "chunk_aggregation": prediction.chunk_aggregation,
             "num_windows": len(prediction.windows),
             "chunk_infer_size": prediction.used_chunk_infer_size,
             "video_batch_size": prediction.used_video_batch_size,
@@ -147,23 +193,25 @@ def write_predictions_json(
 def write_frame_csv(
     predictions: Mapping[str, VideoPrediction], path: str | os.PathLike[str], *, label_names: Sequence[str]
 ) -> Path:
-    """One row per frame: video_id, frame, pts_seconds, label, score (its softmax probability)."""
+    """Writes one row per frame atomically: video_id, frame, pts_seconds, label, score (its probability)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["video_id", "frame", "pts_seconds", "label", "score"])
     for video_id, prediction in predictions.items():
-        probabilities = prediction.frame_logits.softmax(dim=-1)
-        for frame, (label, seconds) in enumerate(
-            zip(prediction.frame_labels.tolist(), prediction.pts_seconds, strict=True)
-        ):
-            score = float(probabilities[frame, label])
-            writer.writerow([video_id, frame, f"{float(seconds):.6f}", label_names[label], f"{score:.6f}"])
+        if prediction.pts_seconds is None:
+            raise ValueError(f"prediction of {video_id!r} has no frame times: pass pts_seconds= to predict_tensor")
+        labels, scores = prediction.frame_labels.tolist(), prediction.frame_scores.tolist()
+        for frame, seconds in enumerate(prediction.pts_seconds.tolist()):
+            writer.writerow([video_id, frame, f"{seconds:.6f}", label_names[labels[frame]], f"{scores[frame]:.6f}"])
     return _write_atomic(Path(path), buffer.getvalue())
 
 
 def _write_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    temporary.replace(path)
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

@@ -23,45 +23,59 @@ class Window:
         return self.stop - self.start
 
 
-def check_chunking(*, chunk_infer_size: int, chunk_overlap: int, chunk_aggregation: str) -> None:
-    """Validates the chunked-inference settings, naming the value and what is allowed."""
+def check_aggregation(chunk_aggregation: str) -> None:
+    """Raises ValueError naming the value when it is not one of `AGGREGATIONS`."""
     if chunk_aggregation not in AGGREGATIONS:
         allowed = ", ".join(map(repr, AGGREGATIONS))
         raise ValueError(f"chunk_aggregation={chunk_aggregation!r} is not one of {allowed}")
+
+
+def check_window_settings(*, chunk_infer_size: int, chunk_overlap: int) -> None:
+    """Raises ValueError naming the value unless ``chunk_infer_size`` is -1 or >= 1 and the overlap fits in it."""
     if chunk_infer_size != -1 and chunk_infer_size < 1:
         raise ValueError(f"chunk_infer_size={chunk_infer_size!r} must be -1 (whole video) or >= 1")
-    if chunk_overlap < 0 or (chunk_infer_size != -1 and chunk_overlap >= chunk_infer_size):
-        raise ValueError(f"chunk_overlap={chunk_overlap!r} must be >= 0 and < chunk_infer_size={chunk_infer_size!r}")
+    if chunk_overlap < 0:
+        raise ValueError(f"chunk_overlap={chunk_overlap!r} must be >= 0")
+    if chunk_infer_size != -1 and chunk_overlap >= chunk_infer_size:
+        raise ValueError(f"chunk_overlap={chunk_overlap!r} must be < chunk_infer_size={chunk_infer_size!r}")
 
 
 def plan_windows(num_frames: int, *, chunk_infer_size: int, chunk_overlap: int = 0) -> list[Window]:
     """The windows `VideoReader.iter_chunks` produces for the same settings.
 
-    Window ``k`` starts at ``k * (chunk_infer_size - chunk_overlap)``; the last one ends at the
-    video's end and may be shorter, and no window is made that holds only frames already seen.
-    With ``chunk_infer_size=-1`` the whole video is one window.
+    Window ``k`` starts at ``k * (chunk_infer_size - chunk_overlap)``. The last window ends at the
+    video's end and may be shorter than the others; no window is made once one has reached the end,
+    so every window holds at least one frame not seen before. A video no longer than one window,
+    and any video with ``chunk_infer_size=-1``, is a single window.
+
+    Args:
+        num_frames: Frames in the video, >= 1.
+        chunk_infer_size: Frames per window, or -1 for the whole video.
+        chunk_overlap: Frames each window shares with the one before it.
+
+    Returns:
+        Windows in order, covering ``[0, num_frames)``.
     """
-    check_chunking(chunk_infer_size=chunk_infer_size, chunk_overlap=chunk_overlap, chunk_aggregation="mean")
+    check_window_settings(chunk_infer_size=chunk_infer_size, chunk_overlap=chunk_overlap)
     if num_frames < 1:
         raise ValueError(f"num_frames={num_frames!r} must be >= 1")
     if chunk_infer_size == -1 or num_frames <= chunk_infer_size:
         return [Window(0, num_frames)]
     stride = chunk_infer_size - chunk_overlap
-    windows = []
-    for start in range(0, num_frames, stride):
-        windows.append(Window(start, min(start + chunk_infer_size, num_frames)))
-        if start + chunk_infer_size >= num_frames:
-            break
-    return windows
+    last_start = stride * -(-(num_frames - chunk_infer_size) // stride)  # first start whose window reaches the end
+    return [Window(start, min(start + chunk_infer_size, num_frames)) for start in range(0, last_start + 1, stride)]
 
 
 def aggregate(window_logits: torch.Tensor, *, chunk_aggregation: Aggregation) -> torch.Tensor:
-    """Video-level scores from per-window logits (W, C).
+    """Video-level scores (C,) from the clip logits of each window (W, C).
 
-    ``mean`` and ``max`` reduce the logits, ``last`` keeps the last window's logits, ``prob``
-    returns the mean of the windows' softmax probabilities. The prediction is the argmax in every case.
+    ``mean`` and ``max`` reduce the logits over windows and ``last`` keeps the last window's, so
+    the scores are logits; ``prob`` returns the mean of the windows' softmax probabilities, so the
+    scores sum to 1. The video's prediction is the argmax of the scores in every case.
     """
-    check_chunking(chunk_infer_size=-1, chunk_overlap=0, chunk_aggregation=chunk_aggregation)
+    check_aggregation(chunk_aggregation)
+    if window_logits.ndim != 2 or len(window_logits) == 0:
+        raise ValueError(f"window_logits must be (W, C) with W >= 1, got {tuple(window_logits.shape)}")
     if chunk_aggregation == "mean":
         return window_logits.mean(dim=0)
     if chunk_aggregation == "max":
@@ -72,10 +86,19 @@ def aggregate(window_logits: torch.Tensor, *, chunk_aggregation: Aggregation) ->
 
 
 def merge_frame_logits(windows: list[Window], frame_logits: list[torch.Tensor], num_frames: int) -> torch.Tensor:
-    """Per-frame logits (T, C) of the video: frames covered by several windows get their mean."""
+    """Per-frame logits (T, C) of the video from each window's (t, C); frames in several windows get the mean.
+
+    Raises:
+        ValueError: A window's logits do not have one row per frame, or a frame is in no window.
+    """
     total = torch.zeros(num_frames, frame_logits[0].shape[-1], dtype=torch.float32)
     count = torch.zeros(num_frames, 1)
     for window, logits in zip(windows, frame_logits, strict=True):
+        if len(logits) != window.num_frames or window.stop > num_frames:
+            raise ValueError(
+                f"window [{window.start}, {window.stop}) of a {num_frames}-frame video "
+                f"got {len(logits)} rows of frame logits, one per frame expected"
+            )
         total[window.start : window.stop] += logits.float()
         count[window.start : window.stop] += 1
     if bool((count == 0).any()):
