@@ -59,3 +59,49 @@ def make_video(tmp_path: Path) -> MakeVideo:
         return path, frames
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-view synthetic action dataset (2 videos per class, 16 frames, 32x32) with keypoints per view."""
+    import dataclasses
+
+    import numpy as np
+
+    from vidfit._synthetic import make_demo_dataset
+    from vidfit.data import load_manifest, save_manifest
+
+    root = tmp_path_factory.mktemp("tiny_dataset")
+    dataset = make_demo_dataset(root, num_videos_per_class=2, num_frames=16, size=(32, 32))
+    manifest = load_manifest(dataset.manifest_path)
+    rng = np.random.default_rng(0)
+    videos = []
+    for entry in manifest.videos:
+        keypoints = {}
+        for view in entry.views:
+            path = root / entry.id / f"kpt_{view}.npy"
+            np.save(path, rng.random((16, 5, 2), dtype=np.float32))
+            keypoints[view] = path
+        videos.append(dataclasses.replace(entry, keypoints=keypoints))
+    return save_manifest(dataclasses.replace(manifest, videos=tuple(videos)), root / "manifest_kpt.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny classifier trained for two steps on `tiny_manifest`."""
+    from vidfit.train import fit, load_config
+
+    output = tmp_path_factory.mktemp("runs")
+    result = fit(load_config(None, tiny_overrides(tiny_manifest, output)))
+    assert result.last_checkpoint is not None
+    return result.last_checkpoint
+
+
+def tiny_overrides(manifest: Path, output_dir: Path, *extra: str) -> list[str]:
+    """Settings for a training run of seconds on the CPU."""
+    return [
+        f"data.manifest={manifest}", f"experiment.output_dir={output_dir}", "model.backbone=tiny",
+        "data.num_frames=4", "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2",
+        "trainer.max_epochs=1", "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1", *extra,
+    ]  # fmt: skip

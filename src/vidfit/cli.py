@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +12,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from vidfit.data import ManifestError, prepare_manifest
+from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
 from vidfit.io import VideoDecodeError, probe
+from vidfit.predict import predict
+from vidfit.train import ConfigError, fit, load_config, test, validate
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -40,6 +45,53 @@ def _info(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    result = fit(load_config(args.config, args.set), resume_from=args.checkpoint)
+    print(f"run: {result.run_dir}\nbest checkpoint: {result.best_checkpoint} ({result.best_score})")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    run = validate if args.command == "validate" else test
+    metrics = run(load_config(args.config, args.set), checkpoint=args.checkpoint)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    result = predict(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split)
+    print(f"{len(result.predictions)} videos -> {result.json_path}, {result.csv_path}")
+    if result.frame_accuracy is not None:
+        print(f"frame accuracy {result.frame_accuracy:.3f}, segment F1@0.5 {result.segment_f1:.3f}")
+    for name, reason in result.failures.items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    manifest = prepare_manifest(
+        args.manifest, size=tuple(args.size), gop=args.gop, out_dir=args.out, workers=args.workers
+    )
+    print(f"prepared manifest: {manifest}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    result = run_demo(
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        max_epochs=args.epochs,
+        videos_per_class=args.videos_per_class,
+        progress=args.progress,
+    )
+    print(
+        f"\ndemo dataset: {result.manifest}\nrun: {result.run_dir}\ncheckpoint: {result.checkpoint}\n"
+        f"validation accuracy: {result.val_accuracy:.1%} (per frame {result.val_frame_accuracy:.1%})\n"
+        f"predictions: {result.predictions.json_path}"
+    )
+    return 0
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(prog="vidfit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,6 +101,37 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     info.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     handlers["info"] = _info
+
+    for name, needs_checkpoint in (("fit", False), ("validate", True), ("test", True)):
+        sub = commands.add_parser(name, help=f"{name} a model described by a YAML config")
+        sub.add_argument("--config", type=Path, required=True)
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.01")
+        sub.add_argument("--checkpoint", type=Path, required=needs_checkpoint, help="checkpoint (fit: resume from it)")
+        handlers[name] = _fit if name == "fit" else _evaluate
+
+    pred = commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint")
+    pred.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    pred.add_argument("--checkpoint", type=Path, required=True)
+    pred.add_argument("--out", type=Path, default=Path("predictions.json"), help="JSON results; the CSV goes beside")
+    pred.add_argument("--split", help="only the manifest videos of this split")
+    pred.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.chunk_infer_size=64")
+    handlers["predict"] = _predict
+
+    prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
+    prep.add_argument("manifest", type=Path)
+    prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
+    prep.add_argument("--gop", type=int, default=16)
+    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    handlers["prepare"] = _prepare
+
+    dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
+    dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))
+    dem.add_argument("--output-dir", type=Path, default=Path("runs"))
+    dem.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
+    dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    handlers["demo"] = _demo
     return parser, handlers
 
 
@@ -58,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return handlers[args.command](args)
+    except (ConfigError, ManifestError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

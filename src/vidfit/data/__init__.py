@@ -4,10 +4,11 @@ from vidfit.data._chunks import ChunkIndex, ChunkRef, IndexedVideo, build_chunk_
 from vidfit.data._dataset import VideoDataset, VideoDatasetConfig
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._importers import import_activitynet, import_frame_labels
-from vidfit.data._keypoints import KeypointSource
+from vidfit.data._keypoints import KeypointSource, load_video_keypoints
 from vidfit.data._loader import collate_samples, make_loader, seed_worker
 from vidfit.data._manifest import Manifest, Segment, Timeline, VideoEntry, load_manifest, save_manifest
 from vidfit.data._prepare import prepare_manifest
+from vidfit.data._sampling import frame_labels
 
 __all__ = [
     "ChunkIndex",
@@ -25,9 +26,11 @@ __all__ = [
     "build_chunk_index",
     "chunk_spans",
     "collate_samples",
+    "frame_labels",
     "import_activitynet",
     "import_frame_labels",
     "load_manifest",
+    "load_video_keypoints",
     "make_loader",
     "prepare_manifest",
     "save_manifest",

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from vidfit.data._chunks import ON_ERRORS, TAILS, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
-from vidfit.data._keypoints import read_keypoints
+from vidfit.data._keypoints import stack_view_keypoints
 from vidfit.data._manifest import load_manifest
 from vidfit.data._sampling import (
     IGNORE_LABEL,
@@ -214,15 +214,8 @@ class VideoDataset(Dataset[dict[str, Any]]):
         return torch.stack(batches).permute(0, 2, 1, 3, 4).contiguous()
 
     def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        points = np.zeros((len(self.views), view_frames.shape[1], *self.keypoint_shape), dtype=np.float32)
-        mask = np.zeros(points.shape[:2], dtype=bool)
-        for row, (view, indices) in enumerate(zip(self.views, view_frames, strict=True)):
-            source = video.keypoints.get(view)
-            if source is not None:
-                values = read_keypoints(source, indices)
-                mask[row] = np.isfinite(values).all(axis=(1, 2))
-                points[row] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.from_numpy(points), torch.from_numpy(mask)
+        sources = [video.keypoints.get(view) for view in self.views]
+        return stack_view_keypoints(sources, view_frames, self.keypoint_shape)
 
     def _video_label(self, video: IndexedVideo) -> int:
         label = video.entry.label

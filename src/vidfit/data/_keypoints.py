@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
-from vidfit.data._errors import Problem
+from vidfit.data._errors import ManifestError, Problem
 
 KeypointFormat = Literal["npz_dir", "npy"]
 # `000123_sam3d_body.npz`: the zero-padded frame index, then anything.
@@ -104,6 +105,59 @@ def read_keypoints(source: KeypointSource, frame_indices: np.ndarray) -> np.ndar
             raise ValueError(f"{file}: keypoints of shape {array.shape}, expected {shape} like the view's first file")
         out[row] = array
     return out
+
+
+def stack_view_keypoints(
+    sources: list[KeypointSource | None], view_frames: np.ndarray, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints (V, T, K, D) of the given frames of each view, zero where absent, and the mask (V, T).
+
+    A frame is masked out when its view has no keypoints or any of its values is not finite.
+
+    Args:
+        sources: One source per view, None for a view without keypoints.
+        view_frames: Frame indices (V, T) to read in each view.
+        shape: (K, D) of every view's keypoints.
+    """
+    points = np.zeros((len(sources), view_frames.shape[1], *shape), dtype=np.float32)
+    mask = np.zeros(points.shape[:2], dtype=bool)
+    for row, (source, indices) in enumerate(zip(sources, view_frames, strict=True)):
+        if source is not None:
+            values = read_keypoints(source, indices)
+            mask[row] = np.isfinite(values).all(axis=(1, 2))
+            points[row] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.from_numpy(points), torch.from_numpy(mask)
+
+
+def load_video_keypoints(
+    video_id: str, files: dict[str, Path], *, views: list[str], num_frames: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All keypoints of one video, as `VideoDataset` gives them: (V, T, K, D) and the mask (V, T).
+
+    Args:
+        video_id: The video, for error messages.
+        files: A manifest entry's ``keypoints``: view name to folder or ``.npy`` file.
+        views: The views in the model's order; a view missing from `files` is masked out.
+        num_frames: T, the frames of the video.
+
+    Raises:
+        ManifestError: Keypoints missing for every view, not covering the video, or of unequal shapes.
+    """
+    problems: list[Problem] = []
+    sources = [
+        inspect_keypoints(files[v], video_id=video_id, view=v, num_frames=num_frames, problems=problems)
+        if v in files
+        else None
+        for v in views
+    ]
+    shapes = {(s.num_keypoints, s.dims) for s in sources if s is not None}
+    if not problems and len(shapes) != 1:
+        message = f"views {views} need keypoints of one shape (K, D), found {sorted(shapes) or 'none'}"
+        problems.append(Problem(video_id, next(iter(files.values()), Path(video_id)), "keypoints", message))
+    if problems:
+        raise ManifestError(problems)
+    frames = np.broadcast_to(np.arange(num_frames), (len(views), num_frames))
+    return stack_view_keypoints(sources, frames, shapes.pop())
 
 
 def _npz_array(file: Path) -> np.ndarray:

@@ -1,0 +1,295 @@
+"""The run configuration in the seeds' YAML shape (experiment, model, data, train, trainer), checked strictly."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from vidfit.models import BACKBONES
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: names the file, the key, the value and what is allowed."""
+
+
+@dataclass
+class ExperimentConfig:
+    """Names the run: logs and checkpoints go to ``output_dir/name/version_N``."""
+
+    name: str = "vidfit"
+    output_dir: str = "runs"
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Arguments of `vidfit.models.build_classifier`."""
+
+    backbone: str = "r3d_18"
+    view_fusion: Literal["early", "late"] = "late"
+    input_type: Literal["rgb", "kpt", "rgb_kpt"] = "rgb"
+    num_keypoints: int = 0
+    keypoint_dims: int = 0
+    activation_checkpointing: bool = False
+    pretrained_path: str | None = None
+    dropout: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    """What `VideoDataset` loads, and the DataLoader settings that keep a GPU fed."""
+
+    manifest: str = ""
+    batch_size: int = 8
+    num_workers: int = 4
+    num_frames: int = 16
+    image_size: tuple[int, int] | None = None
+    sampling: Literal["random", "uniform", "consecutive"] = "random"
+    frame_stride: int = 1
+    max_video_frames: int | None = None
+    chunk_overlap_frames: int = 0
+    views: list[str] | None = None
+    load_rgb: bool = True
+    load_kpt: bool = False
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    prefetch_factor: int | None = None
+    cache_dir: str | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+
+
+@dataclass
+class TrainConfig:
+    """Optimization, evaluation by chunks, and the CUDA speed settings (on by default)."""
+
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: Literal["none", "multistep", "cosine"] = "cosine"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    accumulate_grad_batches: int = 1
+    frame_loss_weight: float = 0.5
+    label_smoothing: float = 0.0
+    early_stopping_patience: int | None = None
+    monitor: Literal["val/acc", "val/frame_acc", "val/loss"] = "val/acc"
+    chunk_infer_size: int = -1
+    chunk_overlap: int = 0
+    chunk_aggregation: Literal["mean", "max", "last", "prob"] = "mean"
+    video_batch_size: int = 1
+    channels_last: bool = True
+    tf32: bool = True
+    cudnn_benchmark: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments of Lightning's `Trainer`; `precision: auto` is mixed precision on a GPU."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    max_epochs: int = 10
+    max_steps: int = -1
+    check_val_every_n_epoch: int = 1
+    val_check_interval: float | None = None
+    log_every_n_steps: int = 10
+    gradient_clip_val: float | None = None
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    limit_test_batches: float | None = None
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class Config:
+    """A whole run, section by section."""
+
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples), as saved in YAML and checkpoints."""
+        document = dataclasses.asdict(self)
+        size = document["data"]["image_size"]
+        document["data"]["image_size"] = list(size) if size is not None else None
+        return document
+
+
+# The seeds wrote precision as 16, "fp16" or "bf16"; Lightning's names are what vidfit keeps.
+_PRECISION_ALIASES = {16: "16-mixed", "16": "16-mixed", "fp16": "16-mixed", "bf16": "bf16-mixed", 32: "32"}
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Reads a YAML config (or the defaults when `path` is None) and applies ``section.key=value`` overrides.
+
+    Everything is checked before any work starts: `ConfigError` names the file, the key and the
+    allowed keys or values. Relative paths in the file are taken from the config file's folder.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{source}: cannot read the config: {error}") from error
+        document = loaded or {}
+        if not isinstance(document, dict):
+            raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(document).__name__}")
+        _resolve_paths(document, Path(path).parent)
+    return config_from_dict(document, source=source, overrides=overrides)
+
+
+def config_from_dict(
+    document: dict[str, Any], *, source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Builds a `Config` from plain data and ``section.key=value`` overrides, checking every section, key and value."""
+    document = copy.deepcopy(document)
+    for override in overrides:
+        _apply_override(document, override, source)
+    hints = typing.get_type_hints(Config)
+    values = {}
+    for name, section in document.items():
+        if name not in hints:
+            raise ConfigError(f"{source}: unknown section {name!r}; allowed: {', '.join(hints)}")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping, got {section!r}")
+        values[name] = _build_section(hints[name], section, f"{source}: {name}")
+    config = Config(**values)
+    _check(config, source)
+    return config
+
+
+def _build_section(cls: type, section: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in section.items():
+        if key not in hints:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(hints)}")
+        if key == "precision" and value in _PRECISION_ALIASES:
+            value = _PRECISION_ALIASES[value]
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}={value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple) or (origin is tuple and len(value) != len(args)):
+            raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
+        kinds = args if origin is tuple else (args[0],) * len(value)
+        coerced = [_coerce(item, kind, where) for item, kind in zip(value, kinds, strict=True)]
+        return tuple(coerced) if origin is tuple else coerced
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
+
+
+def _describe(annotation: Any) -> str:
+    if get_origin(annotation) is None:
+        return str(getattr(annotation, "__name__", annotation))
+    return str(annotation).replace("typing.", "")
+
+
+def _check(config: Config, source: str) -> None:
+    """Ranges and rules between keys that types alone don't say."""
+    data, train, model = config.data, config.train, config.model
+    chunked = train.chunk_infer_size != -1
+    rules = [
+        (model.backbone in BACKBONES, f"model.backbone={model.backbone!r} is not one of {', '.join(BACKBONES)}"),
+        (data.manifest != "", "data.manifest is required: the manifest of the videos to train on"),
+        (data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1"),
+        (data.num_workers >= 0, f"data.num_workers={data.num_workers} must be >= 0"),
+        (data.num_frames >= 1, f"data.num_frames={data.num_frames} must be >= 1"),
+        (train.lr > 0, f"train.lr={train.lr} must be > 0"),
+        (
+            train.accumulate_grad_batches >= 1,
+            f"train.accumulate_grad_batches={train.accumulate_grad_batches} must be >= 1",
+        ),
+        (train.video_batch_size >= 1, f"train.video_batch_size={train.video_batch_size} must be >= 1"),
+        (
+            not chunked or train.chunk_infer_size >= 1,
+            f"train.chunk_infer_size={train.chunk_infer_size} must be -1 (whole video) or >= 1",
+        ),
+        (
+            train.chunk_overlap >= 0 and (not chunked or train.chunk_overlap < train.chunk_infer_size),
+            f"train.chunk_overlap={train.chunk_overlap} must be >= 0 and < "
+            f"train.chunk_infer_size={train.chunk_infer_size}",
+        ),
+        (
+            model.input_type == "rgb" or (model.num_keypoints > 0 and model.keypoint_dims > 0),
+            f"model.input_type={model.input_type!r} needs model.num_keypoints and model.keypoint_dims > 0",
+        ),
+        (
+            model.input_type == "rgb" or data.load_kpt,
+            f"model.input_type={model.input_type!r} needs data.load_kpt: true",
+        ),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")
+
+
+def _resolve_paths(document: dict[str, Any], folder: Path) -> None:
+    for section, key in (("data", "manifest"), ("data", "cache_dir"), ("model", "pretrained_path")):
+        values = document.get(section)
+        value = values.get(key) if isinstance(values, dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            values[key] = str(folder / value)  # type: ignore[index]
+
+
+def _apply_override(document: dict[str, Any], override: str, source: str) -> None:
+    key, equals, text = override.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not equals or not dot or not section or not name:
+        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. train.lr=0.01")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override!r}: the value is not valid YAML: {error}") from error
+    target = document.setdefault(section, {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"{source}: section {section!r} must be a mapping")
+    target[name] = value
+
+
+def save_config(config: Config, path: str | os.PathLike[str]) -> Path:
+    """Writes the resolved config as YAML, atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    temporary.replace(target)
+    return target

@@ -1,0 +1,78 @@
+"""The LightningDataModule: clip datasets for training, whole chunks for evaluation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Literal
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from vidfit.data import VideoDataset, VideoDatasetConfig, load_manifest, make_loader
+from vidfit.train._config import Config, ConfigError
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Builds `VideoDataset`s for each split from the config's `data` section.
+
+    Training draws `num_frames`-frame clips inside chunks of at most `max_video_frames`; evaluation
+    takes whole chunks (one per batch, since chunks differ in length), which the module runs
+    through chunked inference when they are longer than `train.chunk_infer_size`.
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        manifest = load_manifest(config.data.manifest)
+        self.label_names: list[str] = list(manifest.labels)
+        first = manifest.videos[0].views if manifest.videos else {}
+        self.views: list[str] = list(config.data.views or first)
+        self._split_counts = Counter(video.split for video in manifest.videos)
+        self._datasets: dict[str, VideoDataset] = {}
+
+    def _dataset(self, split: str, mode: Literal["clip", "chunk"]) -> VideoDataset:
+        if split not in self._datasets:
+            data = self.config.data
+            if not self._split_counts[split]:
+                field = next(
+                    f"data.{k}" for k in ("train_split", "val_split", "test_split") if getattr(data, k) == split
+                )
+                found = {name: count for name, count in sorted(self._split_counts.items(), key=str) if name is not None}
+                raise ConfigError(f"{data.manifest}: {field}={split!r} has no videos; the manifest's splits: {found}")
+            self._datasets[split] = VideoDataset(
+                VideoDatasetConfig(
+                    manifest=data.manifest, split=split, mode=mode, num_frames=data.num_frames,
+                    sampling=data.sampling, frame_stride=data.frame_stride, image_size=data.image_size,
+                    max_video_frames=data.max_video_frames, chunk_overlap_frames=data.chunk_overlap_frames,
+                    views=tuple(self.views), load_rgb=data.load_rgb, load_kpt=data.load_kpt,
+                    seed=self.config.experiment.seed, cache_dir=data.cache_dir,
+                )
+            )  # fmt: skip
+        return self._datasets[split]
+
+    def _loader(self, dataset: VideoDataset, *, train: bool) -> DataLoader[Any]:
+        data = self.config.data
+        return make_loader(
+            dataset,
+            batch_size=data.batch_size if train else 1,
+            shuffle=train,
+            num_workers=data.num_workers,
+            seed=self.config.experiment.seed,
+            pin_memory=data.pin_memory,
+            persistent_workers=data.persistent_workers and data.num_workers > 0,
+            prefetch_factor=data.prefetch_factor,
+            drop_last=train and len(dataset) > data.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self._dataset(self.config.data.train_split, "clip"), train=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self._dataset(self.config.data.val_split, "chunk"), train=False)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self._dataset(self.config.data.test_split, "chunk"), train=False)
+
+    def teardown(self, stage: str) -> None:
+        for dataset in self._datasets.values():
+            dataset.close()
