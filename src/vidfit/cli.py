@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,8 +16,9 @@ from rich.table import Table
 from vidfit.data import ManifestError, prepare_manifest
 from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
 from vidfit.io import VideoDecodeError, probe
-from vidfit.predict import predict
-from vidfit.train import ConfigError, fit, load_config, test, validate
+from vidfit.memory import parse_bytes
+from vidfit.predict import predict, upscale
+from vidfit.train import ConfigError, checkpoint_task, fit, load_config, parse_grid, plan_memory, test, validate
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -59,10 +61,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    result = predict(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split)
+    if checkpoint_task(args.checkpoint) == "super_resolution":
+        return _upscale(args)
+    out = args.out if args.out is not None else Path("predictions.json")
+    result = predict(args.checkpoint, args.inputs, out=out, overrides=args.set, split=args.split)
     print(f"{len(result.predictions)} videos -> {result.json_path}, {result.csv_path}")
     if result.frame_accuracy is not None:
         print(f"frame accuracy {result.frame_accuracy:.3f}, segment F1@0.5 {result.segment_f1:.3f}")
+    for name, reason in result.failures.items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    result = upscale(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split)
+    for source, video in result.outputs.items():
+        print(f"{source} -> {video.path} ({video.width}x{video.height}, {video.num_frames} frames)")
     for name, reason in result.failures.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
     return 1 if result.failures else 0
@@ -74,6 +88,29 @@ def _prepare(args: argparse.Namespace) -> int:
     )
     print(f"prepared manifest: {manifest}")
     return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    try:
+        grid = parse_grid(args.frames, args.batch, args.precision, args.checkpointing)
+        result = plan_memory(config, budget_bytes=parse_bytes(args.budget), **dataclasses.asdict(grid))
+    except ValueError as error:  # a bad grid value or budget: the user's input, not a bug
+        raise ConfigError(str(error)) from error
+    how = (
+        "measured on the GPU" if result.measured else "ESTIMATED on the meta device (no GPU): plan on a GPU to measure"
+    )
+    print(f"peak memory of a training step, {how}\n\n{result.table()}")
+    if result.recommendation is not None:
+        best = result.recommendation
+        print(
+            f"\nrecommended: data.num_frames={best.num_frames} data.batch_size={best.batch_size} "
+            f"trainer.precision={best.precision} "
+            f"model.activation_checkpointing={str(best.activation_checkpointing).lower()}"
+        )
+    result.write(args.out, Path(args.out).with_suffix(".png"))
+    print(f"\nplan: {args.out}, chart: {Path(args.out).with_suffix('.png')}")
+    return 0 if result.recommendation is not None else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -112,7 +149,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     pred = commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint")
     pred.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     pred.add_argument("--checkpoint", type=Path, required=True)
-    pred.add_argument("--out", type=Path, default=Path("predictions.json"), help="JSON results; the CSV goes beside")
+    pred.add_argument(
+        "--out",
+        type=Path,
+        help="JSON results, the CSV beside (default predictions.json); super-resolution: the output video, or "
+        "a folder for several inputs (default: <input>_x<scale>.mp4 beside each input)",
+    )
     pred.add_argument("--split", help="only the manifest videos of this split")
     pred.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.chunk_infer_size=64")
     handlers["predict"] = _predict
@@ -124,6 +166,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     prep.add_argument("--out", type=Path, required=True)
     prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     handlers["prepare"] = _prepare
+
+    plan = commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget")
+    plan.add_argument("--config", type=Path, required=True)
+    plan.add_argument("--budget", required=True, help="memory budget, e.g. 16GiB")
+    plan.add_argument("--frames", help="clip lengths, e.g. 30,40,60 (default: data.num_frames)")
+    plan.add_argument("--batch", help="batch sizes, e.g. 8,12,16 (default: data.batch_size)")
+    plan.add_argument("--precision", help="e.g. 32,16-mixed,bf16-mixed (default: trainer.precision)")
+    plan.add_argument("--checkpointing", help="off,on (default: model.activation_checkpointing)")
+    plan.add_argument("--out", type=Path, default=Path("plan.json"), help="JSON; the PNG chart goes beside")
+    plan.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.backbone=mc3_18"
+    )
+    handlers["plan"] = _plan
 
     dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
     dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))

@@ -15,15 +15,29 @@ from rich.progress import track
 from vidfit.data import ManifestError, Timeline, frame_labels, load_manifest, load_video_keypoints
 from vidfit.infer import (
     ChunkedPredictor,
+    UpscaleResult,
     VideoPrediction,
     frame_accuracy,
     frames_to_segments,
     segment_f1,
+    upscale_video,
     write_frame_csv,
     write_predictions_json,
 )
 from vidfit.io import VideoDecodeError, VideoReader
-from vidfit.train import Config, config_from_dict, load_module, resolve_precision
+from vidfit.train import (
+    Config,
+    ConfigError,
+    Ranks,
+    VideoClassificationModule,
+    broadcast_from_rank_zero,
+    config_from_dict,
+    gather_to_rank_zero,
+    join_launch,
+    load_module,
+    load_sr_module,
+    resolve_precision,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -78,12 +92,48 @@ def predict(
         progress: Show a progress bar.
 
     A video that cannot be read is reported in `failures` and the others still complete.
+
+    Launched by torchrun with ``WORLD_SIZE > 1``, each rank predicts a disjoint share of the videos
+    and rank 0 writes the files once, exactly as a single process would. Every rank returns the
+    failures and scores of all videos; `predictions` holds all videos on rank 0 and the rank's own
+    share elsewhere (so that only rank 0 holds every video's frame logits).
     """
     module = load_module(checkpoint)
     config = config_from_dict(module.hparams["config"], source=str(checkpoint), overrides=tuple(overrides))
     views, labels = list(module.hparams["views"]), list(module.hparams["label_names"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    predictor = ChunkedPredictor(
+    json_path, csv_path = Path(out), Path(out).with_suffix(".csv")
+    with join_launch() as ranks:
+        predictor = _predictor(module, config, ranks)
+        jobs, failures = _collect_jobs(inputs, views, split)
+        # Under torchrun each rank predicts every world_size-th video; rank 0 gathers, scores and writes them once.
+        share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
+        predictions, job_failures = _predict_jobs(predictor, share, views, config, progress=shown)
+        parts = gather_to_rank_zero((predictions, job_failures))
+        summary: tuple[dict[str, str], float | None, float | None] = ({}, None, None)
+        if parts is not None:
+            predictions, job_failures = _in_job_order(jobs, parts)
+            write_predictions_json(predictions, json_path, label_names=labels)
+            write_frame_csv(predictions, csv_path, label_names=labels)
+            summary = (job_failures, *_scores(predictions, jobs, tuple(labels)))
+        # The other ranks return once rank 0 has written the files, with its failures and scores.
+        job_failures, accuracy, f1 = broadcast_from_rank_zero(summary)
+    return PredictResult(predictions, {**failures, **job_failures}, json_path, csv_path, accuracy, f1)
+
+
+def _predictor(module: VideoClassificationModule, config: Config, ranks: Ranks) -> ChunkedPredictor:
+    """The model on this process's device: the GPU of its local rank under torchrun, else the GPU or the CPU."""
+    if not torch.cuda.is_available():
+        device = torch.device("cpu")
+    elif ranks.world_size == 1:
+        device = torch.device("cuda")
+    elif ranks.local_rank < torch.cuda.device_count():
+        device = torch.device("cuda", ranks.local_rank)
+    else:
+        raise ValueError(
+            f"LOCAL_RANK={ranks.local_rank} but {torch.cuda.device_count()} GPU(s) are visible: "
+            "launch at most one process per GPU (torchrun --nproc-per-node)"
+        )
+    return ChunkedPredictor(
         module.model.eval().to(device),
         chunk_infer_size=config.train.chunk_infer_size,
         chunk_overlap=config.train.chunk_overlap,
@@ -92,24 +142,44 @@ def predict(
         precision=resolve_precision(config) if device.type == "cuda" else "32",  # type: ignore[arg-type]
         device=device,
     )
-    jobs, failures = _collect_jobs(inputs, views, split)
+
+
+def _predict_jobs(
+    predictor: ChunkedPredictor, jobs: list[_Job], views: list[str], config: Config, *, progress: bool
+) -> tuple[dict[str, VideoPrediction], dict[str, str]]:
+    """Predictions of the videos of `jobs`, and why the others could not be predicted."""
     predictions: dict[str, VideoPrediction] = {}
-    scores: list[tuple[float, int, float]] = []
+    failures: dict[str, str] = {}
     for job in track(jobs, description="predicting", disable=not progress):
         try:
-            prediction = _predict_job(predictor, job, views, config)
+            predictions[job.video_id] = _predict_job(predictor, job, views, config)
         except (FileNotFoundError, VideoDecodeError, ValueError, KeyError) as error:
             failures[job.video_id] = str(error)
-            continue
-        predictions[job.video_id] = prediction
-        if job.timeline is not None:
-            scores.append(_score(prediction, job.timeline, tuple(labels)))
-    json_path = write_predictions_json(predictions, out, label_names=labels)
-    csv_path = write_frame_csv(predictions, Path(out).with_suffix(".csv"), label_names=labels)
+    return predictions, failures
+
+
+def _in_job_order(
+    jobs: list[_Job], parts: list[tuple[dict[str, VideoPrediction], dict[str, str]]]
+) -> tuple[dict[str, VideoPrediction], dict[str, str]]:
+    """The ranks' predictions and failures merged, in the order of `jobs`, as a single process lists them."""
+    found = {video_id: p for predictions, _ in parts for video_id, p in predictions.items()}
+    failed = {video_id: reason for _, failures in parts for video_id, reason in failures.items()}
+    order = [job.video_id for job in jobs]
+    return {i: found[i] for i in order if i in found}, {i: failed[i] for i in order if i in failed}
+
+
+def _scores(
+    predictions: dict[str, VideoPrediction], jobs: list[_Job], labels: tuple[str, ...]
+) -> tuple[float | None, float | None]:
+    """Frame accuracy over all labelled frames and mean segment F1 of the predicted videos with timelines."""
+    scores = [
+        _score(predictions[job.video_id], job.timeline, labels)
+        for job in jobs
+        if job.timeline is not None and job.video_id in predictions
+    ]
     correct, counted = sum(s[0] * s[1] for s in scores), sum(s[1] for s in scores)
     accuracy = correct / counted if counted else None
-    f1 = float(np.mean([s[2] for s in scores])) if scores else None
-    return PredictResult(predictions, failures, json_path, csv_path, accuracy, f1)
+    return accuracy, float(np.mean([s[2] for s in scores])) if scores else None
 
 
 def _predict_job(predictor: ChunkedPredictor, job: _Job, views: list[str], config: Config) -> VideoPrediction:
@@ -137,6 +207,88 @@ def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, .
         return 0.0, 0, 0.0
     accuracy = frame_accuracy(prediction.frame_labels, truth)
     return accuracy, labelled, segment_f1(prediction.segments(), frames_to_segments(truth, pts_seconds=pts.double()))
+
+
+@dataclass(frozen=True)
+class UpscaleRun:
+    """What `upscale` produced.
+
+    Attributes:
+        outputs: Per input video, the upscaled video written.
+        failures: Per input video (or manifest), why it could not be upscaled.
+    """
+
+    outputs: dict[str, UpscaleResult]
+    failures: dict[str, str]
+
+
+def upscale(
+    checkpoint: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    split: str | None = None,
+    chunk_num_frames: int = 32,
+    progress: bool = True,
+) -> UpscaleRun:
+    """`predict`'s sibling for ``experiment.task: super_resolution``: upscales every frame of every input video.
+
+    Args:
+        checkpoint: A super-resolution checkpoint written by `vidfit fit`.
+        inputs: Video files, folders (their video files), or manifests (every view of their videos).
+        out: The output video when `inputs` is one video file; otherwise a folder of ``<stem>.mp4`` files
+            (``<video id>/<view>.mp4`` for manifests). None writes ``<stem>_x<scale>.mp4`` beside each input.
+        overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``trainer.precision=32``.
+        split: Only the manifest videos of this split.
+        chunk_num_frames: Frames decoded at a time (memory is O(chunk)).
+        progress: Show a progress bar.
+    """
+    module = load_sr_module(checkpoint)
+    config = config_from_dict(module.hparams["config"], source=str(checkpoint), overrides=tuple(overrides))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(config) if device.type == "cuda" else "32"
+    model = module.model.eval().to(device)
+    pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
+    outputs: dict[str, UpscaleResult] = {}
+    for source, target in track(pairs, description="upscaling", disable=not progress):
+        try:
+            outputs[str(source)] = upscale_video(
+                model, source, target, chunk_num_frames=chunk_num_frames, device=device,
+                precision=precision,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except (FileNotFoundError, VideoDecodeError, ValueError) as error:
+            failures[str(source)] = str(error)
+    return UpscaleRun(outputs, failures)
+
+
+def _upscale_targets(
+    inputs: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str] | None, split: str | None, scale: int
+) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+    """(input video, output video) pairs, and the manifests that cannot be read."""
+    named: list[tuple[Path, str]] = []
+    failures: dict[str, str] = {}
+    for item in map(Path, inputs):
+        if item.suffix.lower() in MANIFEST_SUFFIXES:
+            try:
+                videos = [v for v in load_manifest(item).videos if split is None or v.split == split]
+            except (ManifestError, FileNotFoundError) as error:
+                failures[str(item)] = str(error)
+                continue
+            named += [(path, f"{v.id}/{view}.mp4") for v in videos for view, path in v.views.items()]
+            continue
+        files = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if item.is_dir() else [item]
+        named += [(file, f"{file.stem}.mp4") for file in files]
+    folder = Path(out) if out is not None else None
+    if folder is not None and folder.suffix.lower() in VIDEO_SUFFIXES:
+        if len(named) != 1:
+            raise ConfigError(f"out={str(folder)!r} is one video for {len(named)} inputs: give a folder")
+        return [(named[0][0], folder)], failures
+    pairs = [
+        (source, folder / name if folder is not None else source.with_name(f"{source.stem}_x{scale}.mp4"))
+        for source, name in named
+    ]
+    return pairs, failures
 
 
 def _collect_jobs(

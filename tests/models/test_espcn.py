@@ -25,6 +25,14 @@ def test_untrained_model_returns_bicubic_of_the_centre_frame() -> None:
     torch.testing.assert_close(model(frames), expected)
 
 
+def test_uint8_frames_are_scaled_to_the_unit_range() -> None:
+    torch.manual_seed(0)
+    model = build_espcn(num_frames=3, scale=2, features=(8, 4))
+    torch.nn.init.normal_(model.body[-2].weight, std=0.1)  # a non-zero branch, so the whole network is compared
+    frames = torch.randint(0, 256, (2, 3, 3, 6, 6), dtype=torch.uint8)
+    torch.testing.assert_close(model(frames), model(frames.float() / 255))
+
+
 def test_zero_initialized_branch_still_learns() -> None:
     torch.manual_seed(0)
     model = build_espcn(num_frames=3, scale=2, channels=1, features=(8, 4))

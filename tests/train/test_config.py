@@ -30,7 +30,7 @@ def test_yaml_with_overrides_and_relative_paths(tmp_path: Path) -> None:
             {"data": {"manifest": "m"}, "trainer": {"precision": "fp8"}},
             r"trainer\.precision='fp8' is not one of 'auto'",
         ),
-        ({"data": {"manifest": "m", "batch_size": "big"}}, r"data\.batch_size='big' must be int"),
+        ({"data": {"manifest": "m", "batch_size": "big"}}, r"data\.batch_size='big' must be int or 'auto'"),
         ({"data": {"manifest": "m", "image_size": [160]}}, r"data\.image_size=\[160\] must be"),
         (
             {"data": {"manifest": "m"}, "model": {"backbone": "resnet34"}},

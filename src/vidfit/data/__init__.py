@@ -9,6 +9,7 @@ from vidfit.data._loader import collate_samples, make_loader, seed_worker
 from vidfit.data._manifest import Manifest, Segment, Timeline, VideoEntry, load_manifest, save_manifest
 from vidfit.data._prepare import prepare_manifest
 from vidfit.data._sampling import frame_labels
+from vidfit.data._sr_patches import SRPatchConfig, SRPatchDataset, cut_patch, downsample_bicubic
 
 __all__ = [
     "ChunkIndex",
@@ -18,6 +19,8 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "Problem",
+    "SRPatchConfig",
+    "SRPatchDataset",
     "Segment",
     "Timeline",
     "VideoDataset",
@@ -26,6 +29,8 @@ __all__ = [
     "build_chunk_index",
     "chunk_spans",
     "collate_samples",
+    "cut_patch",
+    "downsample_bicubic",
     "frame_labels",
     "import_activitynet",
     "import_frame_labels",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
 
 from vidfit.data._dataset import VideoDataset
 
@@ -69,6 +69,8 @@ def make_loader(
     prefetch_factor: int | None = None,
     drop_last: bool = False,
     sampler: Sampler[Any] | None = None,
+    num_replicas: int = 1,
+    rank: int = 0,
 ) -> DataLoader[Any]:
     """A DataLoader shipping uint8 batches, reproducible from `seed`.
 
@@ -83,15 +85,28 @@ def make_loader(
         prefetch_factor: Batches each worker prepares ahead; DataLoader's default (2) when None.
         drop_last: Drop the last incomplete batch.
         sampler: Custom sampler, e.g. a DistributedSampler.
+        num_replicas: Ranks sharing the dataset (DDP's world size); above 1 this rank loads only its shard.
+        rank: This process's rank, in ``[0, num_replicas)``.
+
+    With ``num_replicas > 1`` the sampler is a `DistributedSampler`: every rank takes its slice of one
+    permutation of the dataset drawn from `seed` and the epoch (`set_epoch`, which Lightning calls), and
+    shards are padded with repeated samples to equal length. Lightning leaves such a sampler in place.
     """
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size!r} and {num_workers!r}")
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank!r} and num_replicas={num_replicas!r}")
+    if num_replicas > 1:
+        if sampler is not None:
+            raise ValueError(f"give a sampler or num_replicas={num_replicas!r} (a DistributedSampler), not both")
+        sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
     configured = dataset.config.num_threads if isinstance(dataset, VideoDataset) else None
     threads = configured if configured is not None else max(1, (os.cpu_count() or 1) // max(num_workers, 1))
     if isinstance(dataset, VideoDataset) and num_workers == 0:
         dataset.reader_threads = threads
     generator = torch.Generator()
-    generator.manual_seed(seed)
+    # Workers take their seeds from this generator: offset by rank, so that ranks draw different clips.
+    generator.manual_seed(seed + rank)
     return DataLoader(
         dataset,
         batch_size=batch_size,

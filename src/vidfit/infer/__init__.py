@@ -10,6 +10,7 @@ from vidfit.infer._results import (
     write_frame_csv,
     write_predictions_json,
 )
+from vidfit.infer._sr import SuperResolutionModel, UpscaleResult, upscale_video
 from vidfit.infer._windows import AGGREGATIONS, Aggregation, Window, aggregate, merge_frame_logits, plan_windows
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "ModelOutput",
     "Precision",
     "Segment",
+    "SuperResolutionModel",
+    "UpscaleResult",
     "VideoModel",
     "VideoPrediction",
     "Window",
@@ -28,6 +31,7 @@ __all__ = [
     "merge_frame_logits",
     "plan_windows",
     "segment_f1",
+    "upscale_video",
     "write_frame_csv",
     "write_predictions_json",
 ]

@@ -51,10 +51,11 @@ class ESPCN(nn.Module):
         """Super-resolves the centre frame.
 
         Args:
-            frames: Float frames in [0, 1], (B, num_frames, channels, h, w).
+            frames: (B, num_frames, channels, h, w), uint8 (as loaders ship them, scaled here on the
+                model's device) or float in [0, 1].
 
         Returns:
-            The centre frame upscaled, (B, channels, h * scale, w * scale).
+            The centre frame upscaled, float (B, channels, h * scale, w * scale) on the [0, 1] scale.
 
         Raises:
             ValueError: `frames` is not (B, num_frames, channels, h, w).
@@ -64,6 +65,8 @@ class ESPCN(nn.Module):
                 f"frames must be (B, num_frames={self.num_frames}, channels={self.channels}, h, w), "
                 f"got shape {tuple(frames.shape)}"
             )
+        if frames.dtype == torch.uint8:
+            frames = frames.float().div_(255)
         batch, _, _, height, width = frames.shape
         centre = frames[:, self.num_frames // 2]
         bicubic = F.interpolate(centre, scale_factor=self.scale, mode="bicubic", align_corners=False)

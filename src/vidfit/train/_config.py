@@ -13,11 +13,17 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from vidfit.memory import parse_bytes
 from vidfit.models import BACKBONES
 
 
 class ConfigError(ValueError):
     """A configuration that cannot run: names the file, the key, the value and what is allowed."""
+
+
+# `action`: clip and per-frame classification; `super_resolution`: ESPCN upscaling of the centre frame.
+Task = Literal["action", "super_resolution"]
+TASKS: tuple[str, ...] = get_args(Task)
 
 
 @dataclass
@@ -27,6 +33,7 @@ class ExperimentConfig:
     name: str = "vidfit"
     output_dir: str = "runs"
     seed: int = 0
+    task: Task = "action"
 
 
 @dataclass
@@ -41,6 +48,9 @@ class ModelConfig:
     activation_checkpointing: bool = False
     pretrained_path: str | None = None
     dropout: float = 0.0
+    # super_resolution: `vidfit.models.build_espcn` (its num_frames is data.num_frames).
+    scale: Literal[2, 3, 4] = 4
+    espcn_features: tuple[int, int] = (64, 32)
 
 
 @dataclass
@@ -48,7 +58,7 @@ class DataConfig:
     """What `VideoDataset` loads, and the DataLoader settings that keep a GPU fed."""
 
     manifest: str = ""
-    batch_size: int = 8
+    batch_size: int | Literal["auto"] = 8
     num_workers: int = 4
     num_frames: int = 16
     image_size: tuple[int, int] | None = None
@@ -66,6 +76,9 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
+    # super_resolution: high-resolution patch side in pixels, and patches cut from each chunk per epoch.
+    patch_size: int = 96
+    patches_per_chunk: int = 8
 
 
 @dataclass
@@ -81,10 +94,16 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: int = 0
     accumulate_grad_batches: int = 1
+    memory_budget: str | None = None
+    memory_margin: float = 0.1
+    effective_batch_size: int | None = None
     frame_loss_weight: float = 0.5
     label_smoothing: float = 0.0
     early_stopping_patience: int | None = None
-    monitor: Literal["val/acc", "val/frame_acc", "val/loss"] = "val/acc"
+    monitor: Literal["val/acc", "val/frame_acc", "val/loss", "val/psnr", "val/ssim"] = "val/acc"
+    # super_resolution: distil from this checkpoint, weighting its output against the ground truth.
+    teacher: str | None = None
+    distill_weight: float = 0.5
     chunk_infer_size: int = -1
     chunk_overlap: int = 0
     chunk_aggregation: Literal["mean", "max", "last", "prob"] = "mean"
@@ -130,6 +149,7 @@ class Config:
         document = dataclasses.asdict(self)
         size = document["data"]["image_size"]
         document["data"]["image_size"] = list(size) if size is not None else None
+        document["model"]["espcn_features"] = list(document["model"]["espcn_features"])
         return document
 
 
@@ -164,6 +184,7 @@ def config_from_dict(
     document = copy.deepcopy(document)
     for override in overrides:
         _apply_override(document, override, source)
+    _fill_task_defaults(document)
     hints = typing.get_type_hints(Config)
     values = {}
     for name, section in document.items():
@@ -218,8 +239,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def _describe(annotation: Any) -> str:
-    if get_origin(annotation) is None:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is None:
         return str(getattr(annotation, "__name__", annotation))
+    if origin is Literal:
+        return " or ".join(map(repr, args))
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
     return str(annotation).replace("typing.", "")
 
 
@@ -230,7 +256,18 @@ def _check(config: Config, source: str) -> None:
     rules = [
         (model.backbone in BACKBONES, f"model.backbone={model.backbone!r} is not one of {', '.join(BACKBONES)}"),
         (data.manifest != "", "data.manifest is required: the manifest of the videos to train on"),
-        (data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1"),
+        (data.batch_size == "auto" or data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1"),
+        (
+            data.batch_size != "auto" or (train.memory_budget is not None and train.effective_batch_size is not None),
+            "data.batch_size: auto needs train.memory_budget (e.g. 16GiB) and train.effective_batch_size (the "
+            "clips per optimizer step to keep through accumulation)",
+        ),
+        (
+            train.effective_batch_size is None or train.effective_batch_size >= 1,
+            f"train.effective_batch_size={train.effective_batch_size} must be >= 1",
+        ),
+        (0 <= train.memory_margin < 1, f"train.memory_margin={train.memory_margin} must be in [0, 1)"),
+        (_parses_as_bytes(train.memory_budget), f"train.memory_budget={train.memory_budget!r} {_BYTES_HELP}"),
         (data.num_workers >= 0, f"data.num_workers={data.num_workers} must be >= 0"),
         (data.num_frames >= 1, f"data.num_frames={data.num_frames} must be >= 1"),
         (train.lr > 0, f"train.lr={train.lr} must be > 0"),
@@ -257,13 +294,80 @@ def _check(config: Config, source: str) -> None:
             f"model.input_type={model.input_type!r} needs data.load_kpt: true",
         ),
     ]
+    rules += _task_rules(config)
     for ok, message in rules:
         if not ok:
             raise ConfigError(f"{source}: {message}")
 
 
+_BYTES_HELP = "is not a memory size such as '16GiB', '7.5GB' or '500MiB'"
+
+
+_ACTION_MONITORS = ("val/acc", "val/frame_acc", "val/loss")
+_SR_MONITORS = ("val/psnr", "val/ssim", "val/loss")
+# Keys whose default depends on the task, filled in when the document leaves them out.
+_TASK_DEFAULTS: dict[str, dict[tuple[str, str], Any]] = {
+    "super_resolution": {("data", "num_frames"): 3, ("train", "monitor"): "val/psnr"},
+}
+
+
+def _fill_task_defaults(document: dict[str, Any]) -> None:
+    experiment = document.get("experiment")
+    task = experiment.get("task") if isinstance(experiment, dict) else None
+    defaults = _TASK_DEFAULTS.get(task, {}) if isinstance(task, str) else {}
+    for (section, key), value in defaults.items():
+        values = document.setdefault(section, {})
+        if isinstance(values, dict):
+            values.setdefault(key, value)
+
+
+def _task_rules(config: Config) -> list[tuple[bool, str]]:
+    """Rules of the keys that only one task reads."""
+    data, train, model = config.data, config.train, config.model
+    if config.experiment.task == "action":
+        return [
+            (train.teacher is None, "train.teacher (distillation) needs experiment.task: super_resolution"),
+            (
+                train.monitor in _ACTION_MONITORS,
+                f"train.monitor={train.monitor!r} is not one of {', '.join(map(repr, _ACTION_MONITORS))} "
+                "for experiment.task: action",
+            ),
+        ]
+    task = "for experiment.task: super_resolution"
+    return [
+        (
+            train.monitor in _SR_MONITORS,
+            f"train.monitor={train.monitor!r} is not one of {', '.join(map(repr, _SR_MONITORS))} {task}",
+        ),
+        (data.num_frames % 2 == 1, f"data.num_frames={data.num_frames} must be odd {task}: the centre is upscaled"),
+        (data.batch_size != "auto", f"data.batch_size: auto is not supported {task}; give a number"),
+        # SSIM's 11-pixel Gaussian window needs patches of 16 pixels or more.
+        (
+            data.patch_size >= 16 and data.patch_size % model.scale == 0,
+            f"data.patch_size={data.patch_size} must be a multiple of model.scale={model.scale} and >= 16",
+        ),
+        (data.patches_per_chunk >= 1, f"data.patches_per_chunk={data.patches_per_chunk} must be >= 1"),
+        (min(model.espcn_features) >= 1, f"model.espcn_features={list(model.espcn_features)} must be >= 1"),
+        (0 <= train.distill_weight <= 1, f"train.distill_weight={train.distill_weight} must be in [0, 1]"),
+    ]
+
+
+def _parses_as_bytes(value: str | None) -> bool:
+    if value is None:
+        return True
+    try:
+        return parse_bytes(value) > 0
+    except ValueError:
+        return False
+
+
 def _resolve_paths(document: dict[str, Any], folder: Path) -> None:
-    for section, key in (("data", "manifest"), ("data", "cache_dir"), ("model", "pretrained_path")):
+    for section, key in (
+        ("data", "manifest"),
+        ("data", "cache_dir"),
+        ("model", "pretrained_path"),
+        ("train", "teacher"),
+    ):
         values = document.get(section)
         value = values.get(key) if isinstance(values, dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():

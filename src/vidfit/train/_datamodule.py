@@ -28,6 +28,8 @@ class VideoDataModule(L.LightningDataModule):
         first = manifest.videos[0].views if manifest.videos else {}
         self.views: list[str] = list(config.data.views or first)
         self._split_counts = Counter(video.split for video in manifest.videos)
+        # Training clips per batch; `AutoFit` sets it when the config says `data.batch_size: auto`.
+        self.batch_size: int | None = None if config.data.batch_size == "auto" else config.data.batch_size
         self._datasets: dict[str, VideoDataset] = {}
 
     def _dataset(self, split: str, mode: Literal["clip", "chunk"]) -> VideoDataset:
@@ -52,16 +54,24 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: VideoDataset, *, train: bool) -> DataLoader[Any]:
         data = self.config.data
+        if self.batch_size is None:
+            raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
+        # Under DDP each rank loads its shard (a DistributedSampler, which Lightning keeps and reshuffles per epoch);
+        # whether a last incomplete batch is dropped depends on the shard's length, not the dataset's.
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        shard_length = -(-len(dataset) // world_size)
         return make_loader(
             dataset,
-            batch_size=data.batch_size if train else 1,
+            batch_size=self.batch_size if train else 1,
             shuffle=train,
             num_workers=data.num_workers,
             seed=self.config.experiment.seed,
             pin_memory=data.pin_memory,
             persistent_workers=data.persistent_workers and data.num_workers > 0,
             prefetch_factor=data.prefetch_factor,
-            drop_last=train and len(dataset) > data.batch_size,
+            drop_last=train and shard_length > self.batch_size,
+            num_replicas=world_size,
+            rank=rank,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:

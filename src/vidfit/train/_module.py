@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
@@ -13,6 +15,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from vidfit.infer import ChunkedPredictor
 from vidfit.models import build_classifier
 from vidfit.train._config import Config, config_from_dict
+from vidfit.train._distributed import ChunkResult, broadcast_buffers, evaluation_metrics, gather_chunk_results
+from vidfit.train._guard import OomGuard
 
 Batch = dict[str, Any]
 
@@ -45,11 +49,17 @@ class VideoClassificationModule(L.LightningModule):
         num_classes = len(label_names)
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_{kind}": MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
-                for stage in ("train", "val", "test")
+                f"train_{kind}": MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
                 for kind in ("acc", "frame_acc")
             }
         )
+        # Evaluation keeps a result per chunk instead of running metrics: under DDP the results of every rank are
+        # gathered and the chunks DistributedSampler repeats to even out the shards are counted once.
+        self._chunk_results: list[ChunkResult] = []
+        # Manual optimization: the OOM guard redoes a batch as micro-batches, which needs control of
+        # backward; accumulation, clipping and the LR schedule are done here in Lightning's way.
+        self.automatic_optimization = False
+        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad])
 
     def forward(self, batch: Batch) -> Any:
         return self.model(
@@ -67,23 +77,97 @@ class VideoClassificationModule(L.LightningModule):
             self.model.to(memory_format=torch.channels_last_3d)
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        output = self(batch)
-        loss = self._loss(output.logits, output.frame_logits, batch)
-        self._update_metrics("train", output.logits, output.frame_logits, batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
-        return loss
+        settings, size = self.config.train, len(batch["label"])
+        counts = _label_counts(batch)
+        accumulate = settings.accumulate_grad_batches
+
+        def compute(part: Batch) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+            output = self(part)
+            loss = self._loss(output.logits, output.frame_logits, part, counts=counts) / accumulate
+            return loss, (output.logits.detach(), output.frame_logits.detach())
+
+        step_now = (batch_index + 1) % accumulate == 0 or self.trainer.is_last_batch
+        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
+        # Gradients are all-reduced once per optimizer step: on the last micro-batch of the last batch.
+        with contextlib.nullcontext() if step_now else no_sync():
+            # `meta` is a list of per-clip dicts that the model never reads; only tensors are split.
+            tensors = {key: value for key, value in batch.items() if key != "meta"}
+            result = self.guard.run(
+                tensors, batch_size=size, compute=compute, backward=self.manual_backward, no_sync=no_sync
+            )
+        if step_now:
+            self._optimizer_step()
+        logits = torch.cat([logits for logits, _ in result.outputs])
+        frame_logits = torch.cat([frames for _, frames in result.outputs])
+        self._update_metrics("train", logits, frame_logits, batch)
+        self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
+        self.log("memory/micro_batches", float(result.num_micro_batches), on_step=True, on_epoch=False)
+        return result.loss
+
+    def _optimizer_step(self) -> None:
+        optimizer = cast(LightningOptimizer, self.optimizers())
+        clip = self.config.trainer.gradient_clip_val
+        if clip is not None:
+            self.clip_gradients(optimizer.optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            cast(torch.optim.lr_scheduler.LRScheduler, scheduler).step()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vidfit_micro_batches"] = self.guard.num_micro_batches
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.guard.num_micro_batches = int(checkpoint.get("vidfit_micro_batches", 1))
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
-        self._evaluate("val", batch)
+        self._evaluate(batch)
 
     def test_step(self, batch: Batch, batch_index: int) -> None:
-        self._evaluate("test", batch)
+        self._evaluate(batch)
 
-    def _evaluate(self, stage: str, batch: Batch) -> None:
+    def _evaluate(self, batch: Batch) -> None:
         logits, frame_logits = self._chunked_forward(batch)
-        loss = self._loss(logits, frame_logits, batch)
-        self._update_metrics(stage, logits, frame_logits, batch)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        for index, meta in enumerate(batch["meta"]):
+            one = slice(index, index + 1)
+            chunk = {"label": batch["label"][one], "frame_labels": batch["frame_labels"][one]}
+            self._chunk_results.append(
+                ChunkResult(
+                    video_id=meta["video_id"], chunk_index=int(meta["chunk_index"]),
+                    loss=float(self._loss(logits[one], frame_logits[one], chunk)),
+                    label=int(batch["label"][index]), predicted_label=int(logits[index].argmax()),
+                    frame_labels=batch["frame_labels"][index].cpu(),
+                    predicted_frame_labels=frame_logits[index].argmax(dim=-1).cpu(),
+                )
+            )  # fmt: skip
+
+    def on_validation_epoch_start(self) -> None:
+        self._chunk_results = []
+        # Every rank evaluates the model that the checkpoint saves (rank 0's BatchNorm statistics).
+        broadcast_buffers(self)
+
+    def on_test_epoch_start(self) -> None:
+        self._chunk_results = []
+        broadcast_buffers(self)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    def _log_evaluation(self, stage: str) -> None:
+        """Logs `stage`/loss, /acc and /frame_acc of the chunks evaluated by all ranks, each chunk once."""
+        results, self._chunk_results = gather_chunk_results(self._chunk_results), []
+        if not results:
+            return
+        metrics = evaluation_metrics(results, num_classes=len(self.hparams["label_names"]))
+        # Every rank computed the same values from the same gathered chunks; "max" over the ranks keeps them
+        # bit-exact (a mean could round) while telling Lightning they are synchronized.
+        options: dict[str, Any] = {"on_step": False, "on_epoch": True, "sync_dist": True, "reduce_fx": "max"}
+        self.log(f"{stage}/loss", metrics.loss, prog_bar=True, **options)
+        self.log(f"{stage}/acc", metrics.accuracy, prog_bar=True, **options)
+        self.log(f"{stage}/frame_acc", metrics.frame_accuracy, **options)
 
     def _chunked_forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples longer than `train.chunk_infer_size` go through `ChunkedPredictor`; others in one pass."""
@@ -114,12 +198,23 @@ class VideoClassificationModule(L.LightningModule):
             frames.append(prediction.frame_logits)
         return torch.stack(logits).to(self.device), torch.stack(frames).to(self.device)
 
-    def _loss(self, logits: torch.Tensor, frame_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def _loss(
+        self,
+        logits: torch.Tensor,
+        frame_logits: torch.Tensor,
+        batch: Batch,
+        *,
+        counts: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Clip plus weighted per-frame cross-entropy, each summed over `batch` and divided by a labelled count.
+
+        `counts` are the whole batch's (clips, frames) labelled counts when `batch` is one of its
+        micro-batches, so that the micro-batch losses add up to the batch's loss exactly.
+        """
         labels, frame_labels = batch["label"], batch["frame_labels"].flatten()
-        clip = self.clip_loss(logits.float(), labels) / (labels != -1).sum().clamp(min=1)
-        frames = self.frame_loss(frame_logits.flatten(0, 1).float(), frame_labels) / (frame_labels != -1).sum().clamp(
-            min=1
-        )
+        clip_count, frame_count = counts if counts is not None else _label_counts(batch)
+        clip = self.clip_loss(logits.float(), labels) / clip_count
+        frames = self.frame_loss(frame_logits.flatten(0, 1).float(), frame_labels) / frame_count
         return clip + self.config.train.frame_loss_weight * frames
 
     def _update_metrics(self, stage: str, logits: torch.Tensor, frame_logits: torch.Tensor, batch: Batch) -> None:
@@ -131,6 +226,7 @@ class VideoClassificationModule(L.LightningModule):
         self.log(f"{stage}/frame_acc", frame, on_step=False, on_epoch=True, batch_size=size)
 
     def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
         # Evaluation leaves its activations' blocks cached; hand them back before training resumes.
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -160,3 +256,8 @@ class VideoClassificationModule(L.LightningModule):
             else torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=[settings.warmup_epochs])
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _label_counts(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labelled clips and frames of a batch, at least 1 each (a batch without labels has a zero loss, not NaN)."""
+    return (batch["label"] != -1).sum().clamp(min=1), (batch["frame_labels"] != -1).sum().clamp(min=1)

@@ -12,13 +12,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from vidfit.train._autofit import AutoFit
 from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputMonitor
 from vidfit.train._config import Config, ConfigError, save_config
 from vidfit.train._datamodule import VideoDataModule
 from vidfit.train._module import VideoClassificationModule
+from vidfit.train._sr import checkpoint_task
+from vidfit.train._sr_data import sr_data_and_module
 
 
 @dataclass(frozen=True)
@@ -54,43 +57,52 @@ def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool)
     trainer, train = config.trainer, config.train
     callbacks: list[L.Callback] = [MemoryMonitor(every_n_steps=max(1, trainer.log_every_n_steps)), ThroughputMonitor()]
     if run_dir is not None:
-        mode = "max" if train.monitor.endswith("acc") else "min"
+        mode = "min" if train.monitor.endswith("loss") else "max"
         callbacks += [
             ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=train.monitor, mode=mode, save_last=True),
             InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt"),
             LearningRateMonitor(logging_interval="epoch"),
+            _config_saver(config, run_dir / "config.yaml"),
         ]
+        if config.data.batch_size == "auto":
+            callbacks.append(AutoFit(precision=resolve_precision(config)))  # type: ignore[arg-type]
         if train.early_stopping_patience is not None:
             callbacks.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.early_stopping_patience))
-    optional = {
-        k: v
-        for k, v in asdict(trainer).items()
-        if k.startswith("limit_") or k in ("val_check_interval", "gradient_clip_val")
-    }
+    optional = {k: v for k, v in asdict(trainer).items() if k.startswith("limit_") or k == "val_check_interval"}
     return L.Trainer(
         accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
         strategy=trainer.strategy, precision=resolve_precision(config),  # type: ignore[arg-type]
         max_epochs=trainer.max_epochs, max_steps=trainer.max_steps,
         check_val_every_n_epoch=trainer.check_val_every_n_epoch, log_every_n_steps=trainer.log_every_n_steps,
-        accumulate_grad_batches=train.accumulate_grad_batches, enable_progress_bar=trainer.enable_progress_bar,
+        enable_progress_bar=trainer.enable_progress_bar,
         logger=loggers, callbacks=callbacks, default_root_dir=config.experiment.output_dir,
         **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
 
 
+def _config_saver(config: Config, path: Path) -> L.Callback:
+    """Saves the config from rank 0 at `setup`, once every rank has joined the run.
+
+    A file in the run folder any earlier would make the ranks started later (Lightning's launcher
+    runs `fit` again in each) see the version as taken and log to the next one.
+    """
+
+    def save(trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            save_config(config, path)
+
+    return LambdaCallback(setup=save)
+
+
 def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) -> FitResult:
     """Trains from the config; `resume_from` continues a run from its checkpoint (same step and optimizer)."""
     L.seed_everything(config.experiment.seed, workers=True)
-    data = VideoDataModule(config)
-    if resume_from is not None:
-        check_checkpoint(resume_from, config, data.label_names)
-    module = VideoClassificationModule(config=config.to_dict(), label_names=data.label_names, views=data.views)
+    data, module = _data_and_module(config, checkpoint=resume_from, load=False)
     tensorboard = TensorBoardLogger(
         config.experiment.output_dir, name=config.experiment.name, version=_run_version(resume_from)
     )
     run_dir = Path(tensorboard.log_dir)
     csv = CSVLogger(config.experiment.output_dir, name=config.experiment.name, version=tensorboard.version)
-    save_config(config, run_dir / "config.yaml")
     trainer = _trainer(config, run_dir=run_dir, loggers=[tensorboard, csv])
     resume = Path(resume_from) if resume_from is not None else None
     with warnings.catch_warnings():
@@ -141,17 +153,32 @@ def test(config: Config, *, checkpoint: str | os.PathLike[str]) -> dict[str, flo
 
 
 def _evaluate(config: Config, checkpoint: str | os.PathLike[str], stage: str) -> dict[str, float]:
-    data = VideoDataModule(config)
-    check_checkpoint(checkpoint, config, data.label_names)
-    module = load_module(checkpoint)
+    data, module = _data_and_module(config, checkpoint=checkpoint, load=True)
     trainer = _trainer(config, run_dir=None, loggers=False)
     run = trainer.validate if stage == "validate" else trainer.test
     results = run(module, datamodule=data, verbose=False)
     return {k: float(v) for k, v in results[0].items()}
 
 
+def _data_and_module(
+    config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
+) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The task's data module and module: new (`checkpoint` checked when resuming), or loaded from `checkpoint`."""
+    if config.experiment.task == "super_resolution":
+        return sr_data_and_module(config, checkpoint=checkpoint, load=load)
+    data = VideoDataModule(config)
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, config, data.label_names)
+    if load and checkpoint is not None:
+        return data, load_module(checkpoint)
+    return data, VideoClassificationModule(config=config.to_dict(), label_names=data.label_names, views=data.views)
+
+
 def load_module(checkpoint: str | os.PathLike[str]) -> VideoClassificationModule:
     """A trained module from a Lightning checkpoint, on the CPU; tensors only are unpickled."""
+    task = checkpoint_task(checkpoint)
+    if task != "action":
+        raise ConfigError(f"{checkpoint}: a checkpoint of experiment.task {task!r}; load it with load_sr_module")
     return VideoClassificationModule.load_from_checkpoint(Path(checkpoint), map_location="cpu", weights_only=True)
 
 
@@ -173,7 +200,9 @@ def check_checkpoint(checkpoint: str | os.PathLike[str], config: Config, label_n
         raise ConfigError(
             f"{checkpoint}: trained on labels {list(saved['label_names'])}, but the data has labels {label_names}"
         )
-    trained, wanted = saved["config"]["model"], asdict(config.model)
+    trained, wanted = saved["config"]["model"], config.to_dict()["model"]
+    # The ESPCN's keys do not shape an action model, and checkpoints older than them lack them.
+    wanted = {k: v for k, v in wanted.items() if k not in ("scale", "espcn_features")}
     different = [
         f"model.{k}: checkpoint {trained.get(k)!r} vs config {v!r}" for k, v in wanted.items() if trained.get(k) != v
     ]

@@ -1,0 +1,165 @@
+"""Streaming super-resolution of a whole video: chunks in, every frame upscaled, H.264 out at the input's rate."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, get_args
+
+import torch
+
+from vidfit.io import Chunk, VideoReader, VideoWriter
+from vidfit.memory import Precision, free_memory, is_oom
+
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+_AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+
+
+class SuperResolutionModel(Protocol):
+    """The model contract, e.g. `vidfit.models.ESPCN`: the centre of `num_frames` frames, upscaled by `scale`.
+
+    Called with uint8 frames (B, num_frames, 3, h, w); returns float (B, 3, h * scale, w * scale) in [0, 1].
+    """
+
+    num_frames: int
+    scale: int
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    """A video written by `upscale_video`.
+
+    Attributes:
+        source: The input video.
+        path: The upscaled video.
+        num_frames: Frames written, as many as the input has.
+        fps: Frame rate of the output, the input's average rate.
+        width: Output width in pixels.
+        height: Output height in pixels.
+    """
+
+    source: Path
+    path: Path
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def upscale_video(
+    model: SuperResolutionModel,
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    chunk_num_frames: int = 32,
+    batch_size: int = 4,
+    precision: Precision = "32",
+    device: torch.device | str | None = None,
+    codec: str = "libx264",
+    crf: int | None = 18,
+) -> UpscaleResult:
+    """Upscales every frame of `source` into `target`, streaming it chunk by chunk (memory is O(chunk)).
+
+    Chunks overlap by ``num_frames - 1``, so every frame is upscaled with its neighbours; past the first and
+    last frames, those repeat. `batch_size` is halved after an out-of-memory error. The output goes to a
+    temporary file renamed when complete. The model is called as it is: put it in eval mode first.
+
+    Args:
+        model: See `SuperResolutionModel`.
+        source: Any video PyAV reads.
+        target: The output file; its extension chooses the container.
+        chunk_num_frames: Frames decoded per chunk, at least the model's `num_frames`.
+        batch_size: Output frames per forward pass.
+        precision: ``"32"``, or autocast to ``"16-mixed"`` or ``"bf16-mixed"``.
+        device: Where the model runs; the device of its first parameter when None.
+        codec: FFmpeg encoder of the output (``"libx264"`` is H.264 in 4:2:0, so sizes must be even).
+        crf: x264 constant rate factor (18: visually lossless); the encoder's default when None.
+    """
+    _check_arguments(model, chunk_num_frames=chunk_num_frames, batch_size=batch_size, precision=precision)
+    runner = _Runner(model, _device(model, device), precision, batch_size)
+    radius, scale = model.num_frames // 2, model.scale
+    with VideoReader(source) as reader:
+        meta = reader.metadata
+        width, height = meta.width * scale, meta.height * scale
+        with VideoWriter(target, fps=meta.fps, width=width, height=height, codec=codec, crf=crf) as writer:
+            for chunk in reader.iter_chunks(chunk_num_frames=chunk_num_frames, overlap_num_frames=2 * radius):
+                writer.write(runner(_padded(chunk, radius, len(reader))))
+            if writer.num_frames != len(reader):
+                # Leaving the block with an error drops the partial file.
+                raise RuntimeError(f"{source}: wrote {writer.num_frames} frames of {len(reader)}")
+    return UpscaleResult(Path(source), writer.path, writer.num_frames, meta.fps, width, height)
+
+
+def _check_arguments(model: SuperResolutionModel, *, chunk_num_frames: int, batch_size: int, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))}")
+    if chunk_num_frames < model.num_frames:
+        raise ValueError(f"chunk_num_frames={chunk_num_frames!r} must be >= the model's num_frames={model.num_frames}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+
+
+def _padded(chunk: Chunk, radius: int, num_frames: int) -> torch.Tensor:
+    """The chunk's frames with `radius` copies of the video's first or last frame where the chunk holds it.
+
+    Chunks overlap by ``2 * radius``, so the windows of the padded chunk are centred on exactly the frames
+    no earlier chunk gave an output for: ``[start + radius, stop - radius)``, from the video's first frame
+    in the first chunk and to its last in the last.
+    """
+    left = radius if chunk.start_frame == 0 else 0
+    right = radius if chunk.stop_frame == num_frames else 0
+    positions = torch.arange(-left, len(chunk) + right).clamp_(0, len(chunk) - 1)
+    return chunk.data[positions]
+
+
+class _Runner:
+    """Upscales the centre of every window of a padded chunk, a batch of windows at a time."""
+
+    def __init__(self, model: SuperResolutionModel, device: torch.device, precision: str, batch_size: int) -> None:
+        self.model, self.device, self.batch_size = model, device, batch_size
+        dtype = _AUTOCAST_DTYPES.get(precision)
+        self.autocast = (
+            (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+        )
+
+    @torch.inference_mode()
+    def __call__(self, padded: torch.Tensor) -> torch.Tensor:
+        """uint8 (n + 2 radius, 3, h, w) in, uint8 (n, 3, h * scale, w * scale) out, on the CPU."""
+        span = self.model.num_frames
+        # Each frame crosses to the device once; the windows are views of the frames there.
+        frames = padded.to(self.device, non_blocking=True)
+        outputs, start, count = [], 0, len(frames) - span + 1
+        while start < count:
+            stop = min(start + self.batch_size, count)
+            windows = frames[start : stop + span - 1].unfold(0, span, 1).permute(0, 4, 1, 2, 3)
+            upscaled = self._forward(windows)
+            if upscaled is None:
+                # Past the except block the traceback, and the activations its frames hold, are gone.
+                free_memory()
+                self.batch_size //= 2
+                continue
+            outputs.append(upscaled.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu())
+            start = stop
+        return torch.cat(outputs)
+
+    def _forward(self, windows: torch.Tensor) -> torch.Tensor | None:
+        """The model's output, or None after an out-of-memory error that a smaller batch may avoid."""
+        try:
+            with self.autocast():
+                return self.model(windows)
+        except RuntimeError as error:
+            if not is_oom(error) or self.batch_size == 1:
+                raise
+            return None
+
+
+def _device(model: SuperResolutionModel, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")

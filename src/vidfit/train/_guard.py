@@ -1,0 +1,134 @@
+"""The OOM guard of the training step: a batch that runs out of memory is redone as smaller micro-batches."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+
+from vidfit.memory import free_memory, is_oom, split_batch
+
+_Output = TypeVar("_Output")
+
+
+@dataclass(frozen=True)
+class GuardedStep(Generic[_Output]):
+    """What one guarded batch produced.
+
+    Attributes:
+        loss: The batch's loss (the sum over its micro-batches), detached.
+        outputs: What `compute` returned for each micro-batch, in order.
+        num_micro_batches: How many micro-batches the batch ran as.
+        oom_retries: Out-of-memory errors survived on this batch.
+    """
+
+    loss: torch.Tensor
+    outputs: list[_Output]
+    num_micro_batches: int
+    oom_retries: int
+
+
+class OomGuard:
+    """Runs forward and backward of a batch as micro-batches, and redoes it in more of them after an OOM.
+
+    The gradients of the batch are gathered apart from those already accumulated by earlier batches, so
+    a failed attempt is dropped whole: no sample is lost or counted twice. Once a batch needed `n`
+    micro-batches, later batches start at `n` (memory use rarely shrinks during a run).
+
+    Args:
+        parameters: The trained parameters whose gradients the guard keeps apart.
+        num_micro_batches: Micro-batches to start with (restored from a checkpoint on resume).
+    """
+
+    def __init__(self, parameters: Sequence[nn.Parameter], *, num_micro_batches: int = 1) -> None:
+        if num_micro_batches < 1:
+            raise ValueError(f"num_micro_batches={num_micro_batches!r} must be >= 1")
+        self.parameters = list(parameters)
+        self.num_micro_batches = num_micro_batches
+
+    def run(
+        self,
+        batch: Any,
+        *,
+        batch_size: int,
+        compute: Callable[[Any], tuple[torch.Tensor, _Output]],
+        backward: Callable[[torch.Tensor], None],
+        no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> GuardedStep[_Output]:
+        """Computes and back-propagates `batch`, splitting it further after each out-of-memory error.
+
+        Args:
+            batch: The whole batch, split by `vidfit.memory.split_batch`.
+            batch_size: Samples in the batch: the most micro-batches it can be split into.
+            compute: A micro-batch's loss, already weighted so that the micro-batch losses sum to the
+                batch's loss, and anything else to keep (such as detached logits).
+            backward: Back-propagates a loss (``LightningModule.manual_backward``).
+            no_sync: A context that skips the gradient all-reduce of data-parallel training, for every
+                micro-batch but the last.
+
+        Raises:
+            torch.OutOfMemoryError: A single sample does not fit; the message says what to change.
+        """
+        retries = 0
+        while True:
+            earlier = self._stash_gradients()
+            try:
+                loss, outputs = self._attempt(batch, compute, backward, no_sync)
+            except BaseException as error:
+                self._restore_gradients(earlier, keep_new=False)
+                if not is_oom(error):
+                    raise
+            else:
+                self._restore_gradients(earlier, keep_new=True)
+                return GuardedStep(loss, outputs, self.num_micro_batches, retries)
+            # Past the except block, the traceback's frames and the activations they hold are gone.
+            free_memory()
+            retries += 1
+            self._split_further(batch_size)
+
+    def _attempt(
+        self,
+        batch: Any,
+        compute: Callable[[Any], tuple[torch.Tensor, _Output]],
+        backward: Callable[[torch.Tensor], None],
+        no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
+    ) -> tuple[torch.Tensor, list[_Output]]:
+        parts = split_batch(batch, self.num_micro_batches) if self.num_micro_batches > 1 else [batch]
+        losses, outputs = [], []
+        for index, part in enumerate(parts):
+            with no_sync() if index < len(parts) - 1 else contextlib.nullcontext():
+                loss, output = compute(part)
+                backward(loss)
+            losses.append(loss.detach())
+            outputs.append(output)
+        return torch.stack(losses).sum(), outputs
+
+    def _split_further(self, batch_size: int) -> None:
+        if self.num_micro_batches >= batch_size:
+            raise torch.OutOfMemoryError(
+                "one clip does not fit in memory even alone: lower data.num_frames or data.image_size, set "
+                "model.activation_checkpointing: true, or train in trainer.precision: bf16-mixed (or 16-mixed)"
+            )
+        self.num_micro_batches = min(2 * self.num_micro_batches, batch_size)
+        rank_zero_warn(
+            f"out of memory in a training step: redoing the batch of {batch_size} as {self.num_micro_batches} "
+            "micro-batches, and keeping that split for the rest of the run"
+        )
+
+    def _stash_gradients(self) -> list[torch.Tensor | None]:
+        earlier = [p.grad for p in self.parameters]
+        for p in self.parameters:
+            p.grad = None
+        return earlier
+
+    def _restore_gradients(self, earlier: list[torch.Tensor | None], *, keep_new: bool) -> None:
+        for p, grad in zip(self.parameters, earlier, strict=True):
+            if not keep_new or p.grad is None:
+                p.grad = grad
+            elif grad is not None:
+                p.grad = grad.add_(p.grad)

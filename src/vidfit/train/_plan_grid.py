@@ -1,0 +1,122 @@
+"""The axes of a memory plan: comma-separated command-line lists, parsed and checked against the config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_args
+
+import torch
+
+from vidfit.memory import Precision
+
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+_PRECISION_ALIASES = {"16": "16-mixed", "fp16": "16-mixed", "bf16": "bf16-mixed", "fp32": "32"}
+_T = TypeVar("_T")
+_SWITCHES = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+@dataclass(frozen=True)
+class PlanGrid:
+    """The grid axes parsed from command-line text; None keeps the config's value.
+
+    The fields are `plan_memory`'s keyword arguments: ``plan_memory(config, **dataclasses.asdict(grid), ...)``.
+    """
+
+    frames: list[int] | None = None
+    batches: list[int] | None = None
+    precisions: list[str] | None = None
+    checkpointing: list[bool] | None = None
+
+
+def parse_grid(
+    frames: str | None = None,
+    batches: str | None = None,
+    precisions: str | None = None,
+    checkpointing: str | None = None,
+) -> PlanGrid:
+    """Parses comma-separated axes: ``"30,40,60"``, ``"8,12,16"``, ``"32,16-mixed"``, ``"off,on"``.
+
+    Raises:
+        ValueError: An empty list or a value that is not allowed, named with the allowed values.
+    """
+    return PlanGrid(
+        frames=_parse_list("frames", frames, lambda item: _parse_count("frames", item)),
+        batches=_parse_list("batches", batches, lambda item: _parse_count("batches", item)),
+        precisions=_parse_list("precisions", precisions, _parse_precision),
+        checkpointing=_parse_list("checkpointing", checkpointing, _parse_switch),
+    )
+
+
+def _parse_list(name: str, text: str | None, parse: Callable[[str], _T]) -> list[_T] | None:
+    return None if text is None else [parse(item) for item in _split(name, text)]
+
+
+def _split(name: str, text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ValueError(f"{name}={text!r} must be a comma-separated list of values, e.g. {_EXAMPLES[name]!r}")
+    return items
+
+
+_EXAMPLES = {"frames": "16,32", "batches": "4,8", "precisions": "32,bf16-mixed", "checkpointing": "off,on"}
+
+
+def _parse_count(name: str, item: str) -> int:
+    try:
+        value = int(item)
+    except ValueError:
+        raise ValueError(f"{name}: {item!r} is not a whole number >= 1") from None
+    if value < 1:
+        raise ValueError(f"{name}: {value} is not >= 1")
+    return value
+
+
+def _parse_precision(item: str) -> str:
+    value = _PRECISION_ALIASES.get(item.lower(), item.lower())
+    if value not in (*PRECISIONS, "auto"):
+        raise ValueError(f"precisions: {item!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
+    return value
+
+
+def _parse_switch(item: str) -> bool:
+    if item.lower() not in _SWITCHES:
+        raise ValueError(f"checkpointing: {item!r} is not one of 'off', 'on'")
+    return _SWITCHES[item.lower()]
+
+
+def unique(values: Sequence[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def check_counts(name: str, values: Sequence[int] | None, default: int) -> list[int]:
+    chosen = [default] if values is None else unique(values)
+    if not chosen:
+        raise ValueError(f"{name} is empty; give at least one value >= 1")
+    for value in chosen:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: {value!r} is not a whole number >= 1")
+    return chosen
+
+
+def check_precisions(values: Sequence[str] | None, default: str, measured: bool) -> list[Precision]:
+    chosen = [default] if values is None else list(values)
+    if not chosen:
+        raise ValueError(f"precisions is empty; give at least one of {', '.join(map(repr, PRECISIONS))}")
+    resolved = []
+    for value in chosen:
+        if value == "auto":
+            # The plan targets a GPU, where `auto` trains in mixed precision (see `resolve_precision`).
+            bf16 = not measured or torch.cuda.is_bf16_supported()
+            value = "bf16-mixed" if bf16 else "16-mixed"
+        if value not in PRECISIONS:
+            raise ValueError(f"precisions: {value!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
+        resolved.append(value)
+    return unique(resolved)
+
+
+def check_switches(values: Sequence[bool] | None, default: bool) -> list[bool]:
+    chosen = [default] if values is None else unique(values)
+    if not chosen or any(not isinstance(value, bool) for value in chosen):
+        raise ValueError(f"checkpointing={values!r} must be a non-empty list of True (on) and False (off)")
+    return chosen
