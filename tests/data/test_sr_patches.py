@@ -22,7 +22,7 @@ def test_sample_shapes_for_each_scale(make_dataset: MakeDataset, scale: int, pat
     low = patch_size // scale
     assert sample["lr"].shape == (5, 3, low, low) and sample["lr"].dtype == torch.uint8
     assert sample["hr"].shape == (3, patch_size, patch_size) and sample["hr"].dtype == torch.uint8
-    assert int(sample["label"]) == -1 and sample["meta"]["video_id"] == "v1"
+    assert set(sample) == {"lr", "hr", "meta"} and sample["meta"]["video_id"] == "v1"
     assert sample["meta"]["top"] % scale == 0 and sample["meta"]["left"] % scale == 0
 
 
@@ -113,4 +113,4 @@ def test_patches_load_in_dataloader_workers(make_dataset: MakeDataset) -> None:
     dataset = SRPatchDataset(SRPatchConfig(manifest=manifest, scale=2, patch_size=16, patches_per_chunk=4))
     batch = next(iter(make_loader(dataset, batch_size=4, shuffle=True, num_workers=1, seed=0, pin_memory=False)))
     assert batch["lr"].shape == (4, 3, 3, 8, 8) and batch["hr"].shape == (4, 3, 16, 16)
-    assert batch["label"].tolist() == [-1] * 4 and len(batch["meta"]) == 4
+    assert len(batch["meta"]) == 4

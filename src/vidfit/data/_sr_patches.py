@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, get_worker_info
 from vidfit.data._chunks import build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import load_manifest
-from vidfit.data._sampling import IGNORE_LABEL, ReaderPool
+from vidfit.data._sampling import ReaderPool
 from vidfit.io import VideoMetadata
 
 PatchSampling = Literal["random", "fixed"]
@@ -148,9 +148,8 @@ class SRPatchDataset(Dataset[dict[str, Any]]):
     """`patches_per_chunk` samples per chunk of the manifest's chunk index, for super-resolution.
 
     A sample is a dict: ``lr`` uint8 (num_frames, 3, p / scale, p / scale), the bicubic-downsampled
-    patches of `num_frames` consecutive frames; ``hr`` uint8 (3, p, p), the centre frame's patch;
-    ``label`` int64 -1 (no class: batches count their samples the way action batches do); and ``meta``
-    (video_id, view, frame_index of the centre, top and left of the patch in high-resolution pixels).
+    patches of `num_frames` consecutive frames; ``hr`` uint8 (3, p, p), the centre frame's patch; and
+    ``meta`` (video_id, view, frame_index of the centre, top and left of the patch in high-resolution pixels).
     Neighbours past the ends of a video repeat its first or last frame, as at inference.
     """
 
@@ -207,7 +206,7 @@ class SRPatchDataset(Dataset[dict[str, Any]]):
         left = config.scale * int(rng.integers(width - low_size + 1))
         high, low = cut_patch(frames, top=top, left=left, patch_size=config.patch_size, scale=config.scale)
         meta_out = {"video_id": chunk.video_id, "view": view, "frame_index": centre, "top": top, "left": left}
-        return {"lr": low, "hr": high[radius], "label": torch.tensor(IGNORE_LABEL), "meta": meta_out}
+        return {"lr": low, "hr": high[radius], "meta": meta_out}
 
     def _generator(self, position: int) -> np.random.Generator:
         if self.config.sampling == "fixed":

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vidfit.memory import memory_report
@@ -73,7 +74,7 @@ class ThroughputMonitor(L.Callback):
             return
         total = data_seconds + step_seconds
         fraction = data_seconds / total if total > 0 else 0.0
-        clips = len(batch["label"])
+        clips = next(len(value) for value in batch.values() if isinstance(value, torch.Tensor))
         module.log_dict({"perf/clips_per_second": clips / total, "perf/data_fraction": fraction}, on_step=True)
         if fraction > self.warn_data_fraction and not self._warned:
             self._warned = True

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, cast
 
-import lightning as L
 import torch
-from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidfit.infer import ChunkedPredictor
 from vidfit.models import build_classifier
+from vidfit.train._base import Batch, GuardedModule
 from vidfit.train._config import Config, config_from_dict
 from vidfit.train._distributed import ChunkResult, broadcast_buffers, evaluation_metrics, gather_chunk_results
 from vidfit.train._guard import OomGuard
 
-Batch = dict[str, Any]
 
-
-class VideoClassificationModule(L.LightningModule):
+class VideoClassificationModule(GuardedModule):
     """Trains a `vidfit.models` classifier on clips and evaluates whole chunks.
 
     Args:
@@ -56,9 +52,6 @@ class VideoClassificationModule(L.LightningModule):
         # Evaluation keeps a result per chunk instead of running metrics: under DDP the results of every rank are
         # gathered and the chunks DistributedSampler repeats to even out the shards are counted once.
         self._chunk_results: list[ChunkResult] = []
-        # Manual optimization: the OOM guard redoes a batch as micro-batches, which needs control of
-        # backward; accumulation, clipping and the LR schedule are done here in Lightning's way.
-        self.automatic_optimization = False
         self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad])
 
     def forward(self, batch: Batch) -> Any:
@@ -66,62 +59,21 @@ class VideoClassificationModule(L.LightningModule):
             batch.get("video"), keypoints=batch.get("keypoints"), keypoint_mask=batch.get("keypoint_mask")
         )
 
-    def on_fit_start(self) -> None:
-        settings = self.config.train
-        if self.device.type != "cuda":
-            return
-        torch.backends.cuda.matmul.allow_tf32 = settings.tf32
-        torch.backends.cudnn.allow_tf32 = settings.tf32
-        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
-        if settings.channels_last:
-            self.model.to(memory_format=torch.channels_last_3d)
-
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        settings, size = self.config.train, len(batch["label"])
-        counts = _label_counts(batch)
-        accumulate = settings.accumulate_grad_batches
+        size, counts = len(batch["label"]), _label_counts(batch)
+        accumulate = self.config.train.accumulate_grad_batches
 
         def compute(part: Batch) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
             output = self(part)
             loss = self._loss(output.logits, output.frame_logits, part, counts=counts) / accumulate
             return loss, (output.logits.detach(), output.frame_logits.detach())
 
-        step_now = (batch_index + 1) % accumulate == 0 or self.trainer.is_last_batch
-        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
-        # Gradients are all-reduced once per optimizer step: on the last micro-batch of the last batch.
-        with contextlib.nullcontext() if step_now else no_sync():
-            # `meta` is a list of per-clip dicts that the model never reads; only tensors are split.
-            tensors = {key: value for key, value in batch.items() if key != "meta"}
-            result = self.guard.run(
-                tensors, batch_size=size, compute=compute, backward=self.manual_backward, no_sync=no_sync
-            )
-        if step_now:
-            self._optimizer_step()
+        result = self.guarded_step(batch, batch_index, batch_size=size, compute=compute)
         logits = torch.cat([logits for logits, _ in result.outputs])
         frame_logits = torch.cat([frames for _, frames in result.outputs])
         self._update_metrics("train", logits, frame_logits, batch)
         self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
-        self.log("memory/micro_batches", float(result.num_micro_batches), on_step=True, on_epoch=False)
         return result.loss
-
-    def _optimizer_step(self) -> None:
-        optimizer = cast(LightningOptimizer, self.optimizers())
-        clip = self.config.trainer.gradient_clip_val
-        if clip is not None:
-            self.clip_gradients(optimizer.optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def on_train_epoch_end(self) -> None:
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            cast(torch.optim.lr_scheduler.LRScheduler, scheduler).step()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vidfit_micro_batches"] = self.guard.num_micro_batches
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.guard.num_micro_batches = int(checkpoint.get("vidfit_micro_batches", 1))
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
         self._evaluate(batch)
@@ -227,35 +179,7 @@ class VideoClassificationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_evaluation("val")
-        # Evaluation leaves its activations' blocks cached; hand them back before training resumes.
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    def configure_optimizers(self) -> Any:
-        settings, max_epochs = self.config.train, max(1, self.config.trainer.max_epochs)
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        if settings.optimizer == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-            )
-        else:
-            optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-        schedules: list[torch.optim.lr_scheduler.LRScheduler] = []
-        if settings.warmup_epochs > 0:
-            schedules.append(torch.optim.lr_scheduler.LinearLR(optimizer, 0.01, 1.0, settings.warmup_epochs))
-        remaining = max(1, max_epochs - settings.warmup_epochs)
-        if settings.scheduler == "cosine":
-            schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=remaining))
-        elif settings.scheduler == "multistep":
-            schedules.append(torch.optim.lr_scheduler.MultiStepLR(optimizer, settings.milestones, settings.gamma))
-        if not schedules:
-            return optimizer
-        scheduler = (
-            schedules[0]
-            if len(schedules) == 1
-            else torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=[settings.warmup_epochs])
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        super().on_validation_epoch_end()
 
 
 def _label_counts(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any, cast
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from vidfit.models import ESPCN, build_espcn
+from vidfit.train._base import Batch, GuardedModule
 from vidfit.train._config import Config, ConfigError, Task, config_from_dict
 from vidfit.train._guard import OomGuard
-from vidfit.train._module import VideoClassificationModule
 
-Batch = dict[str, Any]
 # ITU-R BT.601 luma of RGB in [0, 1], studio swing (16 to 235 of 255): the Y channel SR papers score on.
 _LUMA_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
 _LUMA_OFFSET = 16 / 255
@@ -97,10 +93,10 @@ def build_sr_model(config: Config) -> ESPCN:
     )
 
 
-class SuperResolutionModule(L.LightningModule):
+class SuperResolutionModule(GuardedModule):
     """Trains an ESPCN on patches (mean squared error), optionally distilled from a frozen teacher.
 
-    Optimization is manual, as in `VideoClassificationModule`: the same OOM guard, accumulation,
+    Training goes through `GuardedModule`, as action recognition does: the OOM guard, accumulation,
     clipping and per-epoch schedule. Evaluation logs ``{stage}/loss``, ``{stage}/psnr``, ``{stage}/ssim``
     and the bicubic baseline ``{stage}/bicubic_psnr``, ``{stage}/bicubic_ssim``.
 
@@ -116,8 +112,8 @@ class SuperResolutionModule(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_{kind}": SRMetrics() for stage in ("val", "test") for kind in ("model", "bicubic")}
         )
-        self.automatic_optimization = False
         self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad])
+        self.memory_format = torch.channels_last
         # Not a submodule (set around nn.Module's registration): never trained, saved, or wrapped by DDP.
         object.__setattr__(self, "_teacher", None)
 
@@ -141,14 +137,7 @@ class SuperResolutionModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.teacher is not None:
             self.teacher.to(self.device)
-        settings = self.config.train
-        if self.device.type != "cuda":
-            return
-        torch.backends.cuda.matmul.allow_tf32 = settings.tf32
-        torch.backends.cudnn.allow_tf32 = settings.tf32
-        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
-        if settings.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        super().on_fit_start()
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         size, accumulate = len(batch["hr"]), self.config.train.accumulate_grad_batches
@@ -157,20 +146,7 @@ class SuperResolutionModule(L.LightningModule):
             # Each micro-batch's mean is weighted by its share, so the parts add up to the batch's mean.
             return self._loss(part) * (len(part["hr"]) / size / accumulate), None
 
-        step_now = (batch_index + 1) % accumulate == 0 or self.trainer.is_last_batch
-        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
-        with contextlib.nullcontext() if step_now else no_sync():
-            tensors = {key: value for key, value in batch.items() if key != "meta"}
-            result = self.guard.run(
-                tensors, batch_size=size, compute=compute, backward=self.manual_backward, no_sync=no_sync
-            )
-        if step_now:
-            optimizer = cast(LightningOptimizer, self.optimizers())
-            clip = self.config.trainer.gradient_clip_val
-            if clip is not None:
-                self.clip_gradients(optimizer.optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        result = self.guarded_step(batch, batch_index, batch_size=size, compute=compute)
         self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
         return result.loss
 
@@ -202,26 +178,6 @@ class SuperResolutionModule(L.LightningModule):
             prefix = f"{stage}/" if kind == "model" else f"{stage}/bicubic_"
             self.log(f"{prefix}psnr", metrics.psnr, on_epoch=True, prog_bar=kind == "model", batch_size=size)
             self.log(f"{prefix}ssim", metrics.ssim, on_epoch=True, batch_size=size)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    def on_train_epoch_end(self) -> None:
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            cast(torch.optim.lr_scheduler.LRScheduler, scheduler).step()
-
-    def configure_optimizers(self) -> Any:
-        # Every task trains with the same optimizer and schedule: the action module's, which reads only
-        # `self.config` and the trainable parameters.
-        return VideoClassificationModule.configure_optimizers(cast(Any, self))
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vidfit_micro_batches"] = self.guard.num_micro_batches
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.guard.num_micro_batches = int(checkpoint.get("vidfit_micro_batches", 1))
 
 
 def _read_checkpoint(path: str | os.PathLike[str], *, key: str, mmap: bool = False) -> dict[str, Any]:
