@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from vidfit.data._chunks import ON_ERRORS, TAILS, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
@@ -20,8 +20,8 @@ from vidfit.data._sampling import (
     MODES,
     SAMPLINGS,
     Mode,
-    ReaderPool,
     Sampling,
+    WorkerLocal,
     frame_labels,
     frame_midpoints,
     match_view_frames,
@@ -104,7 +104,7 @@ class VideoDatasetConfig:
             raise ValueError(f"num_threads={self.num_threads!r} must be >= 0 (0 lets FFmpeg choose) or None")
 
 
-class VideoDataset(Dataset[dict[str, Any]]):
+class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
     """One sample per chunk of the index; see docs/DATA.md for the sample layout.
 
     A sample is a dict: ``video`` uint8 (V, 3, T, H, W), ``frame_labels`` int64 (T,) with -1 where
@@ -134,10 +134,9 @@ class VideoDataset(Dataset[dict[str, Any]]):
         self.views: tuple[str, ...] = config.views or (tuple(first.views) if first else ())
         self.keypoint_shape = (0, 0)
         self._check_videos()
-        self.reader_threads = config.num_threads or 0
-        self._pool: ReaderPool | None = None
-        self._rng: np.random.Generator | None = None
-        self._owner_pid = os.getpid()
+        self.init_worker_local(
+            seed=config.seed, max_open_readers=config.max_open_readers, reader_threads=config.num_threads or 0
+        )
 
     def _check_videos(self) -> None:
         problems = []
@@ -172,11 +171,11 @@ class VideoDataset(Dataset[dict[str, Any]]):
             num_frames=config.num_frames,
             sampling=config.sampling,
             frame_stride=config.frame_stride,
-            rng=self._generator(),
+            rng=self.worker_generator(),
         )
         frames = chunk.start_frame + positions
         reference = next(iter(video.views.values()))
-        times = self._pool_get().get(reference).pts_seconds[frames] - reference.begin_seconds
+        times = self.reader_pool().get(reference).pts_seconds[frames] - reference.begin_seconds
         view_frames = self._view_frames(video, frames)
         sample: dict[str, Any] = {
             "frame_labels": torch.from_numpy(frame_labels(video.entry.timeline, self.labels, frames, times)),
@@ -191,12 +190,12 @@ class VideoDataset(Dataset[dict[str, Any]]):
 
     def _view_frames(self, video: IndexedVideo, frames: np.ndarray) -> np.ndarray:
         reference_view, reference = next(iter(video.views.items()))
-        times = frame_midpoints(self._pool_get().get(reference), frames)
+        times = frame_midpoints(self.reader_pool().get(reference), frames)
         rows = [
             frames
             if view == reference_view
             else match_view_frames(
-                self._pool_get().get(video.views[view]),
+                self.reader_pool().get(video.views[view]),
                 times,
                 video_id=video.entry.id,
                 tolerance_seconds=self.config.sync_tolerance_seconds,
@@ -206,7 +205,7 @@ class VideoDataset(Dataset[dict[str, Any]]):
         return np.stack(rows)
 
     def _read_video(self, video: IndexedVideo, view_frames: np.ndarray) -> torch.Tensor:
-        pool = self._pool_get()
+        pool = self.reader_pool()
         batches = [
             pool.get(video.views[view]).get_frames_at(indices, size=self.config.image_size).data
             for view, indices in zip(self.views, view_frames, strict=True)
@@ -229,32 +228,3 @@ class VideoDataset(Dataset[dict[str, Any]]):
             "pts_seconds": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float64)),
             "view_frame_indices": torch.from_numpy(view_frames),
         }
-
-    def _pool_get(self) -> ReaderPool:
-        self._forget_if_forked()
-        if self._pool is None:
-            self._pool = ReaderPool(capacity=self.config.max_open_readers, num_threads=self.reader_threads)
-        return self._pool
-
-    def _generator(self) -> np.random.Generator:
-        self._forget_if_forked()
-        if self._rng is None:
-            info = get_worker_info()
-            self._rng = np.random.default_rng([self.config.seed, info.seed if info is not None else 0])
-        return self._rng
-
-    def _forget_if_forked(self) -> None:
-        # A forked worker inherits the parent's readers and random state: sharing either is wrong.
-        if self._owner_pid != os.getpid():
-            self._pool, self._rng, self._owner_pid = None, None, os.getpid()
-
-    def close(self) -> None:
-        """Closes this process's readers; the dataset reopens them if used again."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_pool"], state["_rng"] = None, None
-        return state

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
+from torch.utils.data import get_worker_info
 
 from vidfit.data._manifest import Timeline
 from vidfit.io import VideoMetadata, VideoReader
@@ -138,3 +140,54 @@ class ReaderPool:
         """Closes every reader."""
         while self._readers:
             self._readers.popitem()[1].close()
+
+
+class WorkerLocal:
+    """Open readers and a random generator that belong to one process: each DataLoader worker makes its own.
+
+    Datasets call `init_worker_local` in their constructor, then `reader_pool` and `worker_generator`.
+    """
+
+    def init_worker_local(self, *, seed: int, max_open_readers: int, reader_threads: int) -> None:
+        """Sets what the per-process state is built from.
+
+        Args:
+            seed: Seeds the generator, combined with the worker's own seed.
+            max_open_readers: Readers kept open per process.
+            reader_threads: FFmpeg threads per reader (0: FFmpeg picks).
+        """
+        self._local_seed, self._max_open_readers, self.reader_threads = seed, max_open_readers, reader_threads
+        self._pool: ReaderPool | None = None
+        self._rng: np.random.Generator | None = None
+        self._owner_pid = os.getpid()
+
+    def reader_pool(self) -> ReaderPool:
+        """This process's readers."""
+        self._forget_if_forked()
+        if self._pool is None:
+            self._pool = ReaderPool(capacity=self._max_open_readers, num_threads=self.reader_threads)
+        return self._pool
+
+    def worker_generator(self) -> np.random.Generator:
+        """This process's generator: seeded by the dataset's seed and the worker's, so workers differ."""
+        self._forget_if_forked()
+        if self._rng is None:
+            info = get_worker_info()
+            self._rng = np.random.default_rng([self._local_seed, info.seed if info is not None else 0])
+        return self._rng
+
+    def _forget_if_forked(self) -> None:
+        # A forked worker inherits the parent's readers and random state: sharing either is wrong.
+        if self._owner_pid != os.getpid():
+            self._pool, self._rng, self._owner_pid = None, None, os.getpid()
+
+    def close(self) -> None:
+        """Closes this process's readers; the dataset reopens them if used again."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pool"], state["_rng"] = None, None
+        return state

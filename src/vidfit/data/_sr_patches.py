@@ -9,12 +9,12 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from vidfit.data._chunks import build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import load_manifest
-from vidfit.data._sampling import ReaderPool
+from vidfit.data._sampling import WorkerLocal
 from vidfit.io import VideoMetadata
 
 PatchSampling = Literal["random", "fixed"]
@@ -144,7 +144,7 @@ def cut_patch(
     return high.contiguous(), low.contiguous()
 
 
-class SRPatchDataset(Dataset[dict[str, Any]]):
+class SRPatchDataset(WorkerLocal, Dataset[dict[str, Any]]):
     """`patches_per_chunk` samples per chunk of the manifest's chunk index, for super-resolution.
 
     A sample is a dict: ``lr`` uint8 (num_frames, 3, p / scale, p / scale), the bicubic-downsampled
@@ -164,9 +164,9 @@ class SRPatchDataset(Dataset[dict[str, Any]]):
             cache_dir=config.cache_dir,
         )
         self.sources: dict[str, list[tuple[str, VideoMetadata]]] = self._check_sources()
-        self._pool: ReaderPool | None = None
-        self._rng: np.random.Generator | None = None
-        self._owner_pid = os.getpid()
+        self.init_worker_local(
+            seed=config.seed, max_open_readers=config.max_open_readers, reader_threads=config.num_threads
+        )
 
     def _check_sources(self) -> dict[str, list[tuple[str, VideoMetadata]]]:
         """Views to cut from, by video; every one must hold a patch once trimmed to multiples of the scale."""
@@ -199,7 +199,7 @@ class SRPatchDataset(Dataset[dict[str, Any]]):
         centre = chunk.start_frame + int(rng.integers(chunk.num_frames))
         radius = config.num_frames // 2
         indices = np.clip(np.arange(centre - radius, centre + radius + 1), 0, meta.num_frames - 1)
-        frames = self._pool_get().get(meta).get_frames_at(indices, size=config.image_size).data
+        frames = self.reader_pool().get(meta).get_frames_at(indices, size=config.image_size).data
         height, width = frames.shape[-2] // config.scale, frames.shape[-1] // config.scale
         low_size = config.patch_size // config.scale
         top = config.scale * int(rng.integers(height - low_size + 1))
@@ -211,30 +211,4 @@ class SRPatchDataset(Dataset[dict[str, Any]]):
     def _generator(self, position: int) -> np.random.Generator:
         if self.config.sampling == "fixed":
             return np.random.default_rng([self.config.seed, position])
-        self._forget_if_forked()
-        if self._rng is None:
-            info = get_worker_info()
-            self._rng = np.random.default_rng([self.config.seed, info.seed if info is not None else 0])
-        return self._rng
-
-    def _pool_get(self) -> ReaderPool:
-        self._forget_if_forked()
-        if self._pool is None:
-            self._pool = ReaderPool(capacity=self.config.max_open_readers, num_threads=self.config.num_threads)
-        return self._pool
-
-    def _forget_if_forked(self) -> None:
-        # A forked worker inherits the parent's readers and random state: sharing either is wrong.
-        if self._owner_pid != os.getpid():
-            self._pool, self._rng, self._owner_pid = None, None, os.getpid()
-
-    def close(self) -> None:
-        """Closes this process's readers; the dataset reopens them if used again."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_pool"], state["_rng"] = None, None
-        return state
+        return self.worker_generator()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from collections.abc import Sized
+from typing import Any, Literal, cast
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from vidfit.data import VideoDataset, VideoDatasetConfig, load_manifest, make_loader
-from vidfit.train._config import Config, ConfigError
+from vidfit.train._config import Config, ConfigError, DataConfig
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -35,12 +36,7 @@ class VideoDataModule(L.LightningDataModule):
     def _dataset(self, split: str, mode: Literal["clip", "chunk"]) -> VideoDataset:
         if split not in self._datasets:
             data = self.config.data
-            if not self._split_counts[split]:
-                field = next(
-                    f"data.{k}" for k in ("train_split", "val_split", "test_split") if getattr(data, k) == split
-                )
-                found = {name: count for name, count in sorted(self._split_counts.items(), key=str) if name is not None}
-                raise ConfigError(f"{data.manifest}: {field}={split!r} has no videos; the manifest's splits: {found}")
+            require_split(data, self._split_counts, split)
             self._datasets[split] = VideoDataset(
                 VideoDatasetConfig(
                     manifest=data.manifest, split=split, mode=mode, num_frames=data.num_frames,
@@ -53,26 +49,10 @@ class VideoDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, dataset: VideoDataset, *, train: bool) -> DataLoader[Any]:
-        data = self.config.data
         if self.batch_size is None:
             raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
-        # Under DDP each rank loads its shard (a DistributedSampler, which Lightning keeps and reshuffles per epoch);
-        # whether a last incomplete batch is dropped depends on the shard's length, not the dataset's.
-        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        shard_length = -(-len(dataset) // world_size)
-        return make_loader(
-            dataset,
-            batch_size=self.batch_size if train else 1,
-            shuffle=train,
-            num_workers=data.num_workers,
-            seed=self.config.experiment.seed,
-            pin_memory=data.pin_memory,
-            persistent_workers=data.persistent_workers and data.num_workers > 0,
-            prefetch_factor=data.prefetch_factor,
-            drop_last=train and shard_length > self.batch_size,
-            num_replicas=world_size,
-            rank=rank,
-        )
+        batch_size = self.batch_size if train else 1
+        return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader(self._dataset(self.config.data.train_split, "clip"), train=True)
@@ -86,3 +66,38 @@ class VideoDataModule(L.LightningDataModule):
     def teardown(self, stage: str) -> None:
         for dataset in self._datasets.values():
             dataset.close()
+
+
+def require_split(data: DataConfig, split_counts: Counter[str | None], split: str) -> None:
+    """Refuses a split without videos, naming the config key that asked for it and the splits there are."""
+    if split_counts[split]:
+        return
+    field = next(f"data.{k}" for k in ("train_split", "val_split", "test_split") if getattr(data, k) == split)
+    found = {name: count for name, count in sorted(split_counts.items(), key=str) if name is not None}
+    raise ConfigError(f"{data.manifest}: {field}={split!r} has no videos; the manifest's splits: {found}")
+
+
+def sharded_loader(
+    dataset: Dataset[Any], config: Config, trainer: L.Trainer | None, *, batch_size: int, train: bool
+) -> DataLoader[Any]:
+    """`make_loader` with the config's loader settings and, under DDP, this rank's shard of `dataset`.
+
+    Each rank loads its shard through a DistributedSampler, which Lightning keeps and reshuffles every
+    epoch; whether a last incomplete batch is dropped depends on the shard's length, not the dataset's.
+    """
+    data = config.data
+    world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    shard_length = -(-len(cast(Sized, dataset)) // world_size)
+    return make_loader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=data.num_workers,
+        seed=config.experiment.seed,
+        pin_memory=data.pin_memory,
+        persistent_workers=data.persistent_workers and data.num_workers > 0,
+        prefetch_factor=data.prefetch_factor,
+        drop_last=train and shard_length > batch_size,
+        num_replicas=world_size,
+        rank=rank,
+    )

@@ -9,8 +9,9 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from vidfit.data import SRPatchConfig, SRPatchDataset, load_manifest, make_loader
-from vidfit.train._config import Config, ConfigError
+from vidfit.data import SRPatchConfig, SRPatchDataset, load_manifest
+from vidfit.train._config import Config
+from vidfit.train._datamodule import require_split, sharded_loader
 from vidfit.train._sr import SuperResolutionModule, check_sr_checkpoint, load_sr_module, load_teacher
 
 
@@ -31,12 +32,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
     def _dataset(self, split: str, *, train: bool) -> SRPatchDataset:
         if split not in self._datasets:
             data = self.config.data
-            if not self._split_counts[split]:
-                field = next(
-                    f"data.{k}" for k in ("train_split", "val_split", "test_split") if getattr(data, k) == split
-                )
-                found = {name: count for name, count in sorted(self._split_counts.items(), key=str) if name is not None}
-                raise ConfigError(f"{data.manifest}: {field}={split!r} has no videos; the manifest's splits: {found}")
+            require_split(data, self._split_counts, split)
             self._datasets[split] = SRPatchDataset(
                 SRPatchConfig(
                     manifest=data.manifest, scale=self.config.model.scale, split=split, num_frames=data.num_frames,
@@ -50,19 +46,8 @@ class SuperResolutionDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, dataset: SRPatchDataset, *, train: bool) -> DataLoader[Any]:
-        data = self.config.data
-        batch_size = int(data.batch_size)
-        return make_loader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train,
-            num_workers=data.num_workers,
-            seed=self.config.experiment.seed,
-            pin_memory=data.pin_memory,
-            persistent_workers=data.persistent_workers and data.num_workers > 0,
-            prefetch_factor=data.prefetch_factor,
-            drop_last=train and len(dataset) > batch_size,
-        )
+        batch_size = int(self.config.data.batch_size)
+        return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader(self._dataset(self.config.data.train_split, train=True), train=True)
