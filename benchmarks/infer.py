@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
     backbone, size = ("tiny", 64) if args.quick else ("r3d_18", 112)
-    lengths = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    lengths = (1_000, 10_000, 30_000) if args.quick else (1_000, 10_000, 100_000)
     args.out.mkdir(parents=True, exist_ok=True)
     videos = {n: make_video(args.out / f"{n}.mp4", num_frames=n, height=size, width=size, gop=32) for n in lengths}
     device = torch.cuda.get_device_name() if gpu else "CPU"

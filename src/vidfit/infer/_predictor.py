@@ -13,6 +13,7 @@ from vidfit.infer._results import VideoPrediction
 from vidfit.infer._windows import (
     Aggregation,
     Window,
+    WindowOutputs,
     aggregate,
     check_aggregation,
     check_window_settings,
@@ -172,7 +173,7 @@ class ChunkedPredictor:
         chunk_size, batch_size, retries = self.chunk_infer_size, self.video_batch_size, 0
         while True:
             windows = plan_windows(num_frames, chunk_infer_size=chunk_size, chunk_overlap=self.chunk_overlap)
-            outputs = self._run_unless_oom(source(windows), batch_size)
+            outputs = self._run_unless_oom(source(windows), windows, batch_size)
             if outputs is not None:
                 break
             # Out of the except block, the failed pass's tensors are unreachable and can be freed.
@@ -195,27 +196,30 @@ class ChunkedPredictor:
         )
 
     def _run_unless_oom(
-        self, inputs: Iterator[_WindowInput], batch_size: int
+        self, inputs: Iterator[_WindowInput], windows: list[Window], batch_size: int
     ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """Clip logits (C,) and frame logits (t, C) of each window, or None after an out-of-memory error."""
         try:
-            return self._run(inputs, batch_size)
+            return self._run(inputs, windows, batch_size)
         except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
             if not is_oom(error):
                 raise
         return None
 
     @torch.inference_mode()
-    def _run(self, inputs: Iterator[_WindowInput], batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    def _run(
+        self, inputs: Iterator[_WindowInput], windows: list[Window], batch_size: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        store = WindowOutputs(windows)
         pending: list[_WindowInput] = []
         for item in inputs:
             # Only windows of one length share a pass: a short tail window runs alone, unpadded.
             if pending and (len(pending) == batch_size or item.window.num_frames != pending[0].window.num_frames):
-                outputs += self._forward(pending)
+                store.add(self._forward(pending))
                 pending = []
             pending.append(item)
-        return outputs + self._forward(pending)
+        store.add(self._forward(pending))
+        return store.outputs()
 
     def _forward(self, batch: list[_WindowInput]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         video = self._to_device([item.video for item in batch])
