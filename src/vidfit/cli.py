@@ -18,7 +18,17 @@ from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
 from vidfit.io import VideoDecodeError, probe
 from vidfit.memory import parse_bytes
 from vidfit.predict import predict, upscale
-from vidfit.train import ConfigError, checkpoint_task, fit, load_config, parse_grid, plan_memory, test, validate
+from vidfit.train import (
+    ConfigError,
+    checkpoint_task,
+    fit,
+    is_rank_zero,
+    load_config,
+    parse_grid,
+    plan_memory,
+    test,
+    validate,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -47,16 +57,22 @@ def _info(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _report(text: str, *, error: bool = False) -> None:
+    """Prints on rank 0 only: under DDP every rank runs the command, and one report is enough."""
+    if is_rank_zero():
+        print(text, file=sys.stderr if error else sys.stdout)
+
+
 def _fit(args: argparse.Namespace) -> int:
     result = fit(load_config(args.config, args.set), resume_from=args.checkpoint)
-    print(f"run: {result.run_dir}\nbest checkpoint: {result.best_checkpoint} ({result.best_score})")
+    _report(f"run: {result.run_dir}\nbest checkpoint: {result.best_checkpoint} ({result.best_score})")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     run = validate if args.command == "validate" else test
     metrics = run(load_config(args.config, args.set), checkpoint=args.checkpoint)
-    print(json.dumps(metrics, indent=2))
+    _report(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -65,11 +81,11 @@ def _predict(args: argparse.Namespace) -> int:
         return _upscale(args)
     out = args.out if args.out is not None else Path("predictions.json")
     result = predict(args.checkpoint, args.inputs, out=out, overrides=args.set, split=args.split)
-    print(f"{len(result.predictions)} videos -> {result.json_path}, {result.csv_path}")
+    _report(f"{len(result.predictions)} videos -> {result.json_path}, {result.csv_path}")
     if result.frame_accuracy is not None:
-        print(f"frame accuracy {result.frame_accuracy:.3f}, segment F1@0.5 {result.segment_f1:.3f}")
+        _report(f"frame accuracy {result.frame_accuracy:.3f}, segment F1@0.5 {result.segment_f1:.3f}")
     for name, reason in result.failures.items():
-        print(f"failed: {name}: {reason}", file=sys.stderr)
+        _report(f"failed: {name}: {reason}", error=True)
     return 1 if result.failures else 0
 
 

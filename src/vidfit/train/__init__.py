@@ -11,6 +11,7 @@ from vidfit.train._distributed import (
     broadcast_from_rank_zero,
     gather_chunk_results,
     gather_to_rank_zero,
+    is_rank_zero,
     join_launch,
 )
 from vidfit.train._guard import GuardedStep, OomGuard
@@ -72,6 +73,7 @@ __all__ = [
     "fit",
     "gather_chunk_results",
     "gather_to_rank_zero",
+    "is_rank_zero",
     "join_launch",
     "load_config",
     "load_module",

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
@@ -19,6 +20,11 @@ T = TypeVar("T")
 # Ranks that finish their share early wait at the gather for the slowest one, which on long videos can take
 # hours; a rank that fails does not leave the others waiting this long, because torchrun stops them all.
 GATHER_TIMEOUT_SECONDS = 6 * 3600.0
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of its launch (or runs alone): the one that reports."""
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def is_distributed() -> bool:
