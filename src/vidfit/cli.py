@@ -17,7 +17,7 @@ from vidfit.data import ManifestError, prepare_manifest
 from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
 from vidfit.io import VideoDecodeError, probe
 from vidfit.memory import parse_bytes
-from vidfit.predict import predict, upscale
+from vidfit.predict import predict
 from vidfit.train import (
     ConfigError,
     checkpoint_task,
@@ -29,6 +29,7 @@ from vidfit.train import (
     test,
     validate,
 )
+from vidfit.upscale import upscale
 
 Command = Callable[[argparse.Namespace], int]
 

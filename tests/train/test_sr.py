@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import tiny_overrides
 from vidfit.cli import main
 from vidfit.io import probe, write_video
-from vidfit.predict import predict, upscale
+from vidfit.predict import predict
 from vidfit.train import (
     ConfigError,
     FitResult,
@@ -31,6 +31,7 @@ from vidfit.train import (
 from vidfit.train import (
     test as run_test,
 )
+from vidfit.upscale import upscale
 
 SR = ["experiment.task=super_resolution", "model.scale=2", "model.espcn_features=[16, 8]", "data.num_frames=3"]
 
