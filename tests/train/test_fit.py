@@ -90,3 +90,30 @@ def test_checkpoint_of_another_model_or_label_set_is_refused(
     with pytest.raises(ConfigError, match=r"trained on labels \['idle', 'left', 'right', 'jump'\]"):
         check_checkpoint(tiny_checkpoint, matching, ["idle", "left"])
     assert set(validate(matching, checkpoint=tiny_checkpoint)) >= {"val/acc", "val/frame_acc"}
+
+
+class _LayoutProbe(L.Callback):
+    """Records, at the first training batch, whether the 3D convolutions' weights are channels_last_3d."""
+
+    def __init__(self) -> None:
+        self.channels_last: list[bool] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        if not self.channels_last:
+            weights = [m.weight for m in module.modules() if isinstance(m, torch.nn.Conv3d)]
+            self.channels_last = [w.is_contiguous(memory_format=torch.channels_last_3d) for w in weights]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_cuda_training_runs_in_mixed_precision_and_channels_last_3d(
+    tiny_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    from vidfit.train import _run
+
+    probe, original = _LayoutProbe(), _run._trainer
+    monkeypatch.setattr(_run, "_trainer", lambda config, **kw: _add_callback(original(config, **kw), probe))
+    extra = ("trainer.accelerator=gpu", "trainer.devices=1", f"trainer.precision={precision}")
+    result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
+    assert probe.channels_last and all(probe.channels_last)
+    assert torch.isfinite(torch.tensor(result.metrics["train/loss"])) and result.last_checkpoint is not None
