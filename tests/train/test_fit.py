@@ -24,7 +24,7 @@ def test_each_input_type_and_fusion_trains(tiny_manifest: Path, tmp_path: Path, 
     result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
     assert result.last_checkpoint is not None and result.last_checkpoint.is_file()
     assert (result.run_dir / "config.yaml").is_file()
-    assert {"train/loss", "val/acc", "val/frame_acc", "val/loss"} <= set(result.metrics)
+    assert {"train/loss", "train/acc", "train/frame_acc", "val/acc", "val/frame_acc", "val/loss"} <= set(result.metrics)
 
 
 def test_monitors_log_their_figures(tiny_manifest: Path, tmp_path: Path) -> None:

@@ -67,7 +67,6 @@ class GuardedModule(L.LightningModule):
                 self.clip_gradients(optimizer.optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        self.log("memory/micro_batches", float(result.num_micro_batches), on_step=True, on_epoch=False)
         return result
 
     def on_fit_start(self) -> None:
@@ -81,6 +80,7 @@ class GuardedModule(L.LightningModule):
             self.to(memory_format=self.memory_format)
 
     def on_train_epoch_end(self) -> None:
+        self.log("memory/micro_batches", float(self.guard.num_micro_batches))
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             cast(torch.optim.lr_scheduler.LRScheduler, scheduler).step()

@@ -70,8 +70,9 @@ class VideoClassificationModule(GuardedModule):
 
         result = self.guarded_step(batch, batch_index, batch_size=size, compute=compute)
         logits = torch.cat([logits for logits, _ in result.outputs])
-        frame_logits = torch.cat([frames for _, frames in result.outputs])
-        self._update_metrics("train", logits, frame_logits, batch)
+        frame_logits = torch.cat([frames for _, frames in result.outputs]).flatten(0, 1)
+        cast(Metric, self.metrics["train_acc"]).update(logits, batch["label"])
+        cast(Metric, self.metrics["train_frame_acc"]).update(frame_logits, batch["frame_labels"].flatten())
         self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
         return result.loss
 
@@ -169,13 +170,14 @@ class VideoClassificationModule(GuardedModule):
         frames = self.frame_loss(frame_logits.flatten(0, 1).float(), frame_labels) / frame_count
         return clip + self.config.train.frame_loss_weight * frames
 
-    def _update_metrics(self, stage: str, logits: torch.Tensor, frame_logits: torch.Tensor, batch: Batch) -> None:
-        clip, frame = cast(Metric, self.metrics[f"{stage}_acc"]), cast(Metric, self.metrics[f"{stage}_frame_acc"])
-        clip.update(logits.detach(), batch["label"])
-        frame.update(frame_logits.detach().flatten(0, 1), batch["frame_labels"].flatten())
-        size = len(batch["label"])
-        self.log(f"{stage}/acc", clip, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=size)
-        self.log(f"{stage}/frame_acc", frame, on_step=False, on_epoch=True, batch_size=size)
+    def on_train_epoch_end(self) -> None:
+        # Logged once an epoch rather than handed to `self.log` every step, where Lightning moves the
+        # metric objects to the device each call: a third of a small model's step on the CPU.
+        for kind in ("acc", "frame_acc"):
+            metric = cast(Metric, self.metrics[f"train_{kind}"])
+            self.log(f"train/{kind}", metric.compute())
+            metric.reset()
+        super().on_train_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         self._log_evaluation("val")
