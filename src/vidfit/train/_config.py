@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -145,10 +146,8 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples), as saved in YAML and checkpoints."""
-        document = dataclasses.asdict(self)
-        size = document["data"]["image_size"]
-        document["data"]["image_size"] = list(size) if size is not None else None
-        document["model"]["espcn_features"] = list(document["model"]["espcn_features"])
+        # Through JSON, so every tuple field (image_size, espcn_features, ...) comes back a list.
+        document: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
         return document
 
 

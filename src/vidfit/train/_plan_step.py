@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidfit.data import Manifest, load_manifest
 from vidfit.memory import Precision, estimate_step_memory, free_memory, measure_step
 from vidfit.models import ClassifierOutput, build_classifier
 from vidfit.train._config import Config
@@ -35,15 +35,13 @@ def views_and_classes(config: Config, num_views: int | None, num_classes: int | 
     return tuple(f"view{index}" for index in range(num_views)), num_classes
 
 
-def _load_manifest(path: str) -> Any:
-    from vidfit.data import load_manifest
-
+def _load_manifest(path: str) -> Manifest:
     try:
         return load_manifest(path)
     except (OSError, ValueError) as error:
         raise ValueError(
             f"cannot read the manifest {path!r} (data.manifest) for the number of views and classes: {error}; "
-            "pass num_views and num_classes (--num-views, --num-classes) to plan without it"
+            "point data.manifest at the dataset, or pass num_views and num_classes to plan_memory"
         ) from error
 
 
