@@ -1,7 +1,7 @@
 """Loader throughput (clips/s into a consumer loop) by worker count, from originals and prepared copies,
 and a worker's peak RSS against video length.
 
-Run: .venv/bin/python benchmarks/loader.py [--quick] [--out /tmp/vidfit-loader-bench]
+Run: .venv/bin/python benchmarks/loader.py [--quick] [--tables all|throughput|rss] [--out /tmp/vidfit-loader-bench]
 
 Throughput: `VideoDataset` clips (2 views, `--num-frames` frames at `--size`) through `make_loader`
 with 0, 4, 8 and 16 workers (capped to the CPU count), first from `--height`x`--width` originals
@@ -41,7 +41,7 @@ class Settings:
     rss_size: tuple[int, int]
 
 
-FULL = Settings(8, 1500, 720, 1280, (160, 208), 16, 512, (1000, 5000, 20000), (240, 320))
+FULL = Settings(8, 1500, 720, 1280, (160, 210), 40, 512, (1000, 5000, 20000), (240, 320))
 QUICK = Settings(2, 90, 96, 128, (32, 48), 8, 32, (100, 300, 1000), (48, 64))
 
 
@@ -108,6 +108,7 @@ def _peak_rss_worker(manifest: Path, size: tuple[int, int], samples: int, queue:
 def peak_rss_table(folder: Path, settings: Settings) -> None:
     """Peak RSS of a fresh process drawing 20 random clips from one video of each length."""
     context = mp.get_context("spawn")
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"\n### Peak RSS of a loading process (16-frame clips at {settings.rss_size})\n")
     print("| video frames | peak RSS (MiB) |\n| --- | --- |")
     for length in settings.rss_lengths:
@@ -125,13 +126,8 @@ def peak_rss_table(folder: Path, settings: Settings) -> None:
         print(f"| {length} | {peak / 2**20:.0f} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny videos: a smoke run in seconds")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-loader-bench"), help="work folder (reused)")
-    args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
-    folder = args.out / ("quick" if args.quick else "full")
+def throughput(folder: Path, settings: Settings) -> None:
+    """Writes the originals, prepares copies at the clip size, and measures both."""
     originals = write_dataset(folder / "originals", settings)
     started = time.perf_counter()
     prepared = prepare_manifest(
@@ -139,7 +135,20 @@ def main() -> None:
     )
     print(f"prepare_manifest: {time.perf_counter() - started:.1f} s for {settings.videos * 2} views")
     throughput_table({f"originals {settings.height}p": originals, f"prepared {settings.size}": prepared}, settings)
-    peak_rss_table(folder, settings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny videos: a smoke run in seconds")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-loader-bench"), help="work folder (reused)")
+    parser.add_argument("--tables", choices=("all", "throughput", "rss"), default="all", help="which tables to measure")
+    args = parser.parse_args()
+    settings = QUICK if args.quick else FULL
+    folder = args.out / ("quick" if args.quick else "full")
+    if args.tables in ("all", "throughput"):
+        throughput(folder, settings)
+    if args.tables in ("all", "rss"):
+        peak_rss_table(folder, settings)
 
 
 if __name__ == "__main__":
