@@ -99,9 +99,16 @@ def test_gathered_chunks_count_once_in_chunk_order() -> None:
 
 @pytest.mark.distributed
 def test_ddp_fit_on_two_processes_validates_like_one_process(three_val_manifest: Path, tmp_path: Path) -> None:
-    # batch_size 4 over 5 training clips: each rank's shard of 3 makes one batch (the whole dataset's 5 would
-    # have dropped it as incomplete); the whole validation split, so that one process sees the same chunks.
-    extra = ("data.batch_size=4", "trainer.max_steps=-1", "trainer.limit_val_batches=1.0", "trainer.accelerator=cpu")
+    # Each rank's shard of 3 training clips makes 3 batches of 1, accumulated into one optimizer step: the ranks
+    # only end with equal weights (and metrics equal to one process's) if the step averages all 3 across ranks.
+    # The whole validation split, so that one process sees the same chunks.
+    extra = (
+        "data.batch_size=1",
+        "train.accumulate_grad_batches=3",
+        "trainer.max_steps=-1",
+        "trainer.limit_val_batches=1.0",
+        "trainer.accelerator=cpu",
+    )
     overrides = tiny_overrides(three_val_manifest, tmp_path / "runs", *extra)
     ddp = ["trainer.strategy=ddp", "trainer.devices=2"]
     (tmp_path / "empty.yaml").write_text("{}\n")

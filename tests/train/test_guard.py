@@ -70,6 +70,35 @@ def test_other_errors_pass_through_and_a_lone_clip_that_does_not_fit_says_what_t
         OomGuard([], num_micro_batches=0)
 
 
+def test_a_synchronized_batch_adds_to_earlier_gradients_and_cannot_be_redone() -> None:
+    model, batch = _linear_batch()
+    whole = torch.autograd.grad(nn.functional.cross_entropy(model(batch["x"]), batch["y"]), model.weight)[0]
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    seen: list[torch.Tensor] = []
+
+    def backward(loss: torch.Tensor) -> None:
+        # What DDP's all-reduce would carry: the gradient as it stands after this backward.
+        loss.backward()
+        seen.append(next(model.parameters()).grad.clone())  # type: ignore[union-attr]
+
+    guard = OomGuard(list(model.parameters()))
+    guard.run(batch, batch_size=8, compute=_compute(model, 8, []), backward=backward, synchronized=True)
+    assert torch.allclose(seen[-1], 0.5 + whole, atol=1e-6)
+    with pytest.raises(torch.OutOfMemoryError, match="all-reduced across ranks, which cannot be redone"):
+        guard.run(batch, batch_size=8, compute=_compute(model, 2, []), backward=backward, synchronized=True)
+    assert guard.num_micro_batches == 1
+
+
+def test_a_batch_smaller_than_the_kept_split_runs_clip_by_clip() -> None:
+    model, batch = _linear_batch()
+    guard, calls = OomGuard(list(model.parameters()), num_micro_batches=4), []
+    small = {key: value[:3] for key, value in batch.items()}
+    result = guard.run(small, batch_size=3, compute=_compute(model, 2, calls), backward=torch.Tensor.backward)
+    assert calls == [1, 1, 1] and result.num_micro_batches == 3
+    assert guard.num_micro_batches == 4
+
+
 class _FrozenBatchNorm(L.Callback):
     """BatchNorm in eval mode, so that batch statistics do not depend on how a batch is split."""
 

@@ -58,7 +58,12 @@ class GuardedModule(L.LightningModule):
         # Gradients are all-reduced once per optimizer step: on the last micro-batch of the last batch.
         with contextlib.nullcontext() if step_now else no_sync():
             result = self.guard.run(
-                tensors, batch_size=batch_size, compute=compute, backward=self.manual_backward, no_sync=no_sync
+                tensors,
+                batch_size=batch_size,
+                compute=compute,
+                backward=self.manual_backward,
+                no_sync=no_sync,
+                synchronized=step_now and self.trainer.world_size > 1,
             )
         if step_now:
             optimizer = cast(LightningOptimizer, self.optimizers())

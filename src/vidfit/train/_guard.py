@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from vidfit.memory import free_memory, is_oom, split_batch
@@ -38,7 +38,9 @@ class OomGuard:
 
     The gradients of the batch are gathered apart from those already accumulated by earlier batches, so
     a failed attempt is dropped whole: no sample is lost or counted twice. Once a batch needed `n`
-    micro-batches, later batches start at `n` (memory use rarely shrinks during a run).
+    micro-batches, later batches start at `n` (memory use rarely shrinks during a run). Under DDP this
+    holds for the batches that accumulate without an all-reduce; the batch whose backward all-reduces
+    the step's gradients cannot be redone (see `run`).
 
     Args:
         parameters: The trained parameters whose gradients the guard keeps apart.
@@ -59,6 +61,7 @@ class OomGuard:
         compute: Callable[[Any], tuple[torch.Tensor, _Output]],
         backward: Callable[[torch.Tensor], None],
         no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+        synchronized: bool = False,
     ) -> GuardedStep[_Output]:
         """Computes and back-propagates `batch`, splitting it further after each out-of-memory error.
 
@@ -70,22 +73,33 @@ class OomGuard:
             backward: Back-propagates a loss (``LightningModule.manual_backward``).
             no_sync: A context that skips the gradient all-reduce of data-parallel training, for every
                 micro-batch but the last.
+            synchronized: The batch's last backward all-reduces the gradients across ranks. That all-reduce
+                must carry the gradients accumulated by earlier batches, so they are not kept apart, and an
+                out-of-memory error cannot be undone: it is raised (other ranks may already be reducing).
 
         Raises:
-            torch.OutOfMemoryError: A single sample does not fit; the message says what to change.
+            torch.OutOfMemoryError: A single sample does not fit, or a synchronized batch ran out of memory;
+                the message says what to change.
         """
         retries = 0
         while True:
-            earlier = self._stash_gradients()
+            earlier = None if synchronized else self._stash_gradients()
             try:
-                loss, outputs = self._attempt(batch, compute, backward, no_sync)
+                loss, outputs = self._attempt(batch, batch_size, compute, backward, no_sync)
             except BaseException as error:
-                self._restore_gradients(earlier, keep_new=False)
+                if earlier is not None:
+                    self._restore_gradients(earlier, keep_new=False)
                 if not is_oom(error):
                     raise
+                if earlier is None:
+                    raise torch.OutOfMemoryError(
+                        "out of memory in a step whose gradients are being all-reduced across ranks, which cannot "
+                        f"be redone in step with the other ranks: {memory_advice()}"
+                    ) from error
             else:
-                self._restore_gradients(earlier, keep_new=True)
-                return GuardedStep(loss, outputs, self.num_micro_batches, retries)
+                if earlier is not None:
+                    self._restore_gradients(earlier, keep_new=True)
+                return GuardedStep(loss, outputs, min(self.num_micro_batches, batch_size), retries)
             # Past the except block, the traceback's frames and the activations they hold are gone.
             free_memory()
             retries += 1
@@ -94,11 +108,14 @@ class OomGuard:
     def _attempt(
         self,
         batch: Any,
+        batch_size: int,
         compute: Callable[[Any], tuple[torch.Tensor, _Output]],
         backward: Callable[[torch.Tensor], None],
         no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
     ) -> tuple[torch.Tensor, list[_Output]]:
-        parts = split_batch(batch, self.num_micro_batches) if self.num_micro_batches > 1 else [batch]
+        # A batch smaller than the split kept from an earlier OOM (the epoch's last, or after a resume) runs per clip.
+        num_parts = min(self.num_micro_batches, batch_size)
+        parts = split_batch(batch, num_parts) if num_parts > 1 else [batch]
         losses, outputs = [], []
         for index, part in enumerate(parts):
             with no_sync() if index < len(parts) - 1 else contextlib.nullcontext():
@@ -110,14 +127,13 @@ class OomGuard:
 
     def _split_further(self, batch_size: int) -> None:
         if self.num_micro_batches >= batch_size:
-            raise torch.OutOfMemoryError(
-                "one clip does not fit in memory even alone: lower data.num_frames or data.image_size, set "
-                "model.activation_checkpointing: true, or train in trainer.precision: bf16-mixed (or 16-mixed)"
-            )
+            raise torch.OutOfMemoryError(f"one clip does not fit in memory even alone: {memory_advice()}")
         self.num_micro_batches = min(2 * self.num_micro_batches, batch_size)
-        rank_zero_warn(
+        # Every rank says so itself: under DDP an OOM is usually one rank's.
+        warnings.warn(
             f"out of memory in a training step: redoing the batch of {batch_size} as {self.num_micro_batches} "
-            "micro-batches, and keeping that split for the rest of the run"
+            "micro-batches, and keeping that split for the rest of the run",
+            stacklevel=2,
         )
 
     def _stash_gradients(self) -> list[torch.Tensor | None]:
@@ -132,3 +148,10 @@ class OomGuard:
                 p.grad = grad
             elif grad is not None:
                 p.grad = grad.add_(p.grad)
+
+
+def memory_advice() -> str:  # TEMP until vidfit.memory provides it
+    return (
+        "lower data.num_frames or data.image_size, set model.activation_checkpointing: true, "
+        "or train in trainer.precision: bf16-mixed (or 16-mixed)"
+    )
