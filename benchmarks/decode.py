@@ -12,6 +12,7 @@ import argparse
 import multiprocessing as mp
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import av
 import numpy as np
 import torch
 
-from vidfit.io import VideoReader, VideoWriter
+from vidfit.io import Backend, VideoReader, VideoWriter
 from vidfit.memory import track_peak
 
 
@@ -54,9 +55,11 @@ def whole_file(path: Path) -> int:
         return len(reader.get_frames(0, len(reader)))
 
 
-def iter_chunks(path: Path, num_threads: int = 0) -> int:
+def iter_chunks(path: Path, num_threads: int = 0, backend: Backend = "pyav") -> int:
     """Counts each frame once: overlapping frames are decoded once and shared by two windows."""
-    with VideoReader(path, num_threads=num_threads) as reader:
+    with VideoReader(path, num_threads=num_threads, backend=backend) as reader:
+        if reader.backend != backend:
+            raise RuntimeError(f"{path}: asked for backend={backend!r}, got {reader.backend!r}")
         return max(chunk.stop_frame for chunk in reader.iter_chunks(chunk_num_frames=64, overlap_num_frames=16))
 
 
@@ -77,9 +80,20 @@ def random_clips(path: Path, clips: int = 10, clip_num_frames: int = 40) -> int:
         return sum(len(reader.get_frames(int(s), int(s) + clip_num_frames)) for s in starts)
 
 
-def nvdec_chunks(path: Path) -> int:
-    with VideoReader(path, backend="nvdec") as reader:
-        return sum(len(chunk) for chunk in reader.iter_chunks(chunk_num_frames=64))
+def iter_chunks_nvdec(path: Path) -> int:
+    return iter_chunks(path, backend="nvdec")
+
+
+def nvdec_unavailable(path: Path) -> str | None:
+    """Why the nvdec row cannot run here, or None: a fallback to pyav must never fill that row."""
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with VideoReader(path, backend="nvdec") as reader:
+            if reader.backend == "nvdec":
+                return None
+    return "; ".join(str(warning.message) for warning in caught) or "the reader fell back to pyav"
 
 
 MODES: dict[str, Callable[[Path], int]] = {
@@ -93,12 +107,16 @@ MODES: dict[str, Callable[[Path], int]] = {
 
 
 def _child(mode: str, path: str, warmup: str, queue: mp.Queue) -> None:
-    MODES[mode](Path(warmup))  # loads codecs and scalers, so the timed run measures decoding alone
-    # Sampled, not ru_maxrss: Linux carries ru_maxrss across exec, so a spawned child would report its parent's.
-    with track_peak("cpu") as peak:
-        start = time.perf_counter()
-        frames = MODES[mode](Path(path))
-        seconds = time.perf_counter() - start
+    try:
+        MODES[mode](Path(warmup))  # loads codecs and scalers, so the timed run measures decoding alone
+        # Sampled, not ru_maxrss: Linux carries ru_maxrss across exec, so a spawned child would report its parent's.
+        with track_peak("cpu") as peak:
+            start = time.perf_counter()
+            frames = MODES[mode](Path(path))
+            seconds = time.perf_counter() - start
+    except Exception as error:
+        queue.put(error)  # the parent waits on the queue: an error must reach it too
+        raise
     queue.put((frames, seconds, peak.delta_bytes))
 
 
@@ -111,6 +129,8 @@ def run(mode: str, path: Path, warmup: Path) -> tuple[int, float, int]:
     process.start()
     result = queue.get()
     process.join()
+    if isinstance(result, Exception):
+        raise RuntimeError(f"mode {mode!r} failed") from result
     return result
 
 
@@ -122,8 +142,6 @@ def main() -> None:
     parser.add_argument("--gop", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=Path("data/bench"))
     args = parser.parse_args()
-    if torch.cuda.is_available():
-        MODES["nvdec iter_chunks(64)"] = nvdec_chunks
     args.workdir.mkdir(parents=True, exist_ok=True)
     size = f"{args.width}x{args.height}"
     long = make_video(args.workdir / f"decode_{size}_{args.num_frames}.mp4", num_frames=args.num_frames,
@@ -133,6 +151,9 @@ def main() -> None:
     print(f"{platform.node()}: {mp.cpu_count()} cores, torch {torch.__version__}, PyAV {av.__version__}")
     print(f"video: {size} H.264, GOP {args.gop}, {args.num_frames} frames\n")
     warmup = make_video(args.workdir / "warmup.mp4", num_frames=160, height=args.height, width=args.width, gop=args.gop)
+    nvdec_skipped = nvdec_unavailable(warmup)
+    if nvdec_skipped is None:
+        MODES["nvdec iter_chunks(64, overlap 16)"] = iter_chunks_nvdec
     print("| mode | frames | frames/s | vs ceiling | seconds as frames of ceiling | peak RSS growth |")
     print("|---|---|---|---|---|---|")
     ceiling = None
@@ -145,6 +166,8 @@ def main() -> None:
             f"| {mode} | {frames} | {rate:.1f} | {rate / ceiling:.2f} | {cost:.0f} | {rss / 2**20:.0f} MiB |",
             flush=True,
         )
+    if nvdec_skipped is not None:
+        print(f"\nnvdec row skipped: {nvdec_skipped}")
     chunks = "iter_chunks(64, overlap 16)"
     short_rss, long_rss = run(chunks, short, warmup)[2], run(chunks, long, warmup)[2]
     print(f"\niter_chunks peak RSS: {short_rss / 2**20:.0f} MiB at {args.num_frames // 4} frames, "

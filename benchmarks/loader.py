@@ -3,11 +3,12 @@ and a worker's peak RSS against video length.
 
 Run: .venv/bin/python benchmarks/loader.py [--quick] [--tables all|throughput|rss] [--out /tmp/vidfit-loader-bench]
 
-Throughput: `VideoDataset` clips (2 views, `--num-frames` frames at `--size`) through `make_loader`
-with 0, 4, 8 and 16 workers (capped to the CPU count), first from `--height`x`--width` originals
-with long GOPs, then from copies made by `prepare_manifest`. Peak RSS: one process loading clips
-from single videos of increasing length; it should stay flat, since nothing holds a whole video.
-Tables print as Markdown. Compare rows within one run, never across machines.
+Throughput: `VideoDataset` clips (2 views of 40 frames at 160x210; `--quick`: 8 frames at 32x48)
+through `make_loader` with 0, 4, 8 and 16 workers (capped to the CPU count), from 720p originals
+with long GOPs decoded on the CPU, from the same originals decoded by NVDEC when CUDA is available,
+and from copies made by `prepare_manifest`. Peak RSS: one process loading clips from single videos
+of increasing length; it should stay flat, since nothing holds a whole video. Tables print as
+Markdown. Compare rows within one run, never across machines.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 from decode import make_video
 
@@ -63,10 +65,14 @@ def write_dataset(folder: Path, settings: Settings) -> Path:
     return manifest
 
 
-def clips_per_second(manifest: Path, settings: Settings, num_workers: int) -> float:
+def clips_per_second(manifest: Path, settings: Settings, num_workers: int, backend: str) -> float:
     """Clips a consumer receives per second, after the first batch (worker start-up) is excluded."""
     config = VideoDatasetConfig(
-        manifest=manifest, num_frames=settings.num_frames, image_size=settings.size, max_video_frames=300
+        manifest=manifest,
+        num_frames=settings.num_frames,
+        image_size=settings.size,
+        max_video_frames=300,
+        decode_backend=backend,
     )
     dataset = VideoDataset(config)
     loader = make_loader(dataset, batch_size=4, shuffle=True, num_workers=num_workers, seed=0, pin_memory=False)
@@ -84,14 +90,15 @@ def clips_per_second(manifest: Path, settings: Settings, num_workers: int) -> fl
     return received / seconds
 
 
-def throughput_table(manifests: dict[str, Path], settings: Settings) -> None:
+def throughput_table(sources: list[tuple[str, Path, str]], settings: Settings) -> None:
+    """One row per (name, manifest, decode backend)."""
     cores = os.cpu_count() or 1
     counts = sorted({min(n, cores) for n in (0, 4, 8, 16)})
     print(f"\n### Clips/s ({settings.num_frames} frames x 2 views at {settings.size}, {cores} CPUs)\n")
     print("| source | " + " | ".join(f"{n} workers" for n in counts) + " |")
     print("| --- |" + " --- |" * len(counts))
-    for name, manifest in manifests.items():
-        rates = [clips_per_second(manifest, settings, n) for n in counts]
+    for name, manifest, backend in sources:
+        rates = [clips_per_second(manifest, settings, n, backend) for n in counts]
         print(f"| {name} | " + " | ".join(f"{rate:.1f}" for rate in rates) + " |")
 
 
@@ -134,7 +141,13 @@ def throughput(folder: Path, settings: Settings) -> None:
         originals, size=settings.size, gop=16, out_dir=folder / "prepared", workers=os.cpu_count() or 1
     )
     print(f"prepare_manifest: {time.perf_counter() - started:.1f} s for {settings.videos * 2} views")
-    throughput_table({f"originals {settings.height}p": originals, f"prepared {settings.size}": prepared}, settings)
+    sources: list[tuple[str, Path, str]] = [(f"originals {settings.height}p", originals, "pyav")]
+    if torch.cuda.is_available():
+        sources.append((f"originals {settings.height}p, nvdec", originals, "nvdec"))
+    else:
+        print("originals, nvdec: skipped, CUDA is not available (NVDEC decodes on an NVIDIA GPU)")
+    sources.append((f"prepared {settings.size}", prepared, "pyav"))
+    throughput_table(sources, settings)
 
 
 def main() -> None:

@@ -1,31 +1,42 @@
 """Training speed at the seeds' shapes: the seed's plain loop, the same loop with vidfit's settings, and vidfit.
 
-Run: .venv/bin/python benchmarks/train.py [--quick] [--steps 30]
+Run: cd benchmarks && ../.venv/bin/python train.py [--quick] [--steps 30] [--out /tmp/vidfit-train-bench]
 
 Rows, in one run on one device (compare as ratios):
 - seed loop: float32 inputs normalized on the host, pageable copies, fp16 autocast with a GradScaler,
   default memory format, no cudnn.benchmark (the seeds' trainer).
 - vidfit settings by hand: uint8 inputs pinned and copied non-blocking, normalized on the GPU,
   channels_last_3d, cudnn.benchmark, TF32, bf16 autocast (the same model and optimizer).
-- `VideoClassificationModule` under Lightning's Trainer with the same in-memory batches.
-Targets (issue 4): vidfit within 3% of the hand-written loop, and at least 1.8x the seed loop.
+- `VideoClassificationModule` under Lightning's Trainer with the same in-memory batches and vidfit's
+  throughput monitor.
+- `vidfit.train.fit` on generated H.264 files at the clip size with a short GOP (what `vidfit prepare`
+  writes), with every vidfit callback; compared with the in-memory row through the same throughput monitor.
+Targets (issue 4): vidfit within 3% of the hand-written loop, at least 1.8x the seed loop, and from
+prepared files at least 95% of the in-memory rate.
 `--quick` uses the tiny backbone at small shapes so the script runs on a CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+import yaml
+from decode import make_video
 from torch.utils.data import DataLoader, Dataset
 
 from vidfit.models import build_classifier
-from vidfit.train import VideoClassificationModule, config_from_dict
+from vidfit.train import ThroughputMonitor, VideoClassificationModule, config_from_dict, fit
+
+WARMUP = 5  # steps left out of every timing: workers starting, cuDNN autotuning
 
 
 class _Batches(Dataset):
@@ -52,7 +63,7 @@ def _loss(output: Any, device: torch.device) -> torch.Tensor:
 
 
 def _timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
-    for _ in range(3):
+    for _ in range(WARMUP):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -64,7 +75,7 @@ def _timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def seed_loop(backbone: str, clips: torch.Tensor, batch: int, steps: int, device: torch.device) -> float:
+def seed_loop(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device) -> float:
     model = build_classifier(backbone=backbone, num_classes=5, views=("v",)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
@@ -79,11 +90,13 @@ def seed_loop(backbone: str, clips: torch.Tensor, batch: int, steps: int, device
         scaler.step(optimizer)
         scaler.update()
 
+    # The seed ran on PyTorch's defaults; earlier rows must not leave TF32 or cudnn.benchmark on.
     torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
     return batch * steps / _timed(step, steps, device)
 
 
-def tuned_loop(backbone: str, clips: torch.Tensor, batch: int, steps: int, device: torch.device) -> float:
+def tuned_loop(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device) -> float:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model = build_classifier(backbone=backbone, num_classes=5, views=("v",)).to(device)
@@ -103,21 +116,69 @@ def tuned_loop(backbone: str, clips: torch.Tensor, batch: int, steps: int, devic
     return batch * steps / _timed(step, steps, device)
 
 
-def vidfit_module(backbone: str, clips: torch.Tensor, batch: int, steps: int, device: torch.device) -> float:
+def vidfit_module(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device) -> Rates:
+    """The module under a Trainer on in-memory batches: step-timed, and as the throughput monitor sees it."""
     config = config_from_dict(
         {"model": {"backbone": backbone}, "data": {"manifest": "in-memory", "batch_size": batch}},
         source="benchmarks/train.py",
     )
     module = VideoClassificationModule(config=config.to_dict(), label_names=list("abcde"), views=["v"])
-    loader = DataLoader(_Batches(clips, batch * (steps + 3)), batch_size=batch, pin_memory=device.type == "cuda")
-    timer = _StepTimer(warmup=3)
+    loader = DataLoader(_Batches(clips, batch * (steps + WARMUP)), batch_size=batch, pin_memory=device.type == "cuda")
+    timer = _StepTimer(warmup=WARMUP)
+    monitor = ThroughputMonitor(num_workers=0, decode_backend="pyav", every_n_steps=steps, warmup_steps=WARMUP)
     trainer = L.Trainer(
         accelerator=device.type, devices=1, precision="bf16-mixed" if device.type == "cuda" else "32",
-        max_steps=steps + 3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[timer],
+        max_steps=steps + WARMUP, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[timer, monitor],
     )  # fmt: skip
     trainer.fit(module, train_dataloaders=loader)
-    return batch * steps / timer.seconds
+    return Rates(batch * steps / timer.seconds, float(trainer.callback_metrics["perf/clips_per_second"]))
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Clips/s of one run, timed per step and as `ThroughputMonitor` logs it."""
+
+    timed: float
+    monitored: float
+
+
+def vidfit_fit_from_files(backbone: str, shape: Shape, *, steps: int, device: torch.device, folder: Path) -> float:
+    """`vidfit.train.fit` from short-GOP H.264 files at the clip size; clips/s as its throughput monitor logs it."""
+    # One epoch holds every timed step: the throughput monitor starts a new window at each epoch.
+    clips = (steps + WARMUP + 1) * shape.batch
+    video_frames = -(-clips // (shape.videos - 2)) * shape.frames
+    manifest = _prepared_videos(folder / f"{shape.frames}x{shape.height}x{shape.width}", shape, video_frames)
+    settings = {
+        "experiment": {"output_dir": str(folder / "runs"), "name": backbone},
+        "model": {"backbone": backbone},
+        "data": {
+            "manifest": str(manifest), "num_frames": shape.frames, "batch_size": shape.batch,
+            "max_video_frames": shape.frames, "num_workers": min(8, os.cpu_count() or 1),
+        },
+        "train": {"chunk_infer_size": shape.frames, "scheduler": "none"},
+        "trainer": {
+            "accelerator": device.type, "precision": "bf16-mixed" if device.type == "cuda" else "32",
+            "max_steps": steps + WARMUP, "max_epochs": -1, "log_every_n_steps": steps, "limit_val_batches": 0,
+            "enable_progress_bar": False,
+        },
+    }  # fmt: skip
+    result = fit(config_from_dict(settings, source="benchmarks/train.py"))
+    return result.metrics["perf/clips_per_second"]
+
+
+def _prepared_videos(folder: Path, shape: Shape, video_frames: int) -> Path:
+    """Videos as `vidfit prepare` leaves them (clip size, GOP 16), 5 labels, 2 of them for validation."""
+    videos = []
+    for i in range(shape.videos):
+        path = make_video(
+            folder / f"v{i}_{video_frames}.mp4", num_frames=video_frames, height=shape.height, width=shape.width, gop=16
+        )
+        split = "val" if i < 2 else "train"
+        videos.append({"id": f"v{i}", "split": split, "label": "abcde"[i % 5], "views": {"v": path.name}})
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"labels": list("abcde"), "root": ".", "videos": videos}), encoding="utf-8")
+    return manifest
 
 
 class _StepTimer(L.Callback):
@@ -132,27 +193,48 @@ class _StepTimer(L.Callback):
         self.seconds = time.perf_counter() - self.started
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A row's clip shape and the generated videos it trains from."""
+
+    batch: int
+    frames: int
+    height: int
+    width: int
+    videos: int
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny backbone, small shapes (CPU)")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-train-bench"), help="videos and runs (reused)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.quick:
-        backbones, batch, frames, height, width = ["tiny"], 4, 8, 32, 40
+        shapes = {"tiny": Shape(4, 8, 32, 40, videos=6)}
     else:
-        backbones, batch, frames, height, width = ["r3d_18", "r2plus1d_18", "mvit_v2_s"], 12, 40, 160, 210
+        seed_shape = Shape(12, 40, 160, 210, videos=16)
+        mvit_shape = Shape(12, 16, 224, 224, videos=16)  # mvit's positional embeddings are fixed
+        shapes = {"r3d_18": seed_shape, "r2plus1d_18": seed_shape, "mvit_v2_s": mvit_shape}
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"device: {name}; batch {batch} x {frames} frames at {height}x{width}; {args.steps} timed steps\n")
-    print("| backbone | seed loop clips/s | vidfit settings by hand | vidfit module | vidfit / hand | vidfit / seed |")
-    print("|---|---|---|---|---|---|")
-    for backbone in backbones:
-        size = (16, 16, 3, frames, height, width) if backbone != "mvit_v2_s" else (16, 16, 3, 16, 224, 224)
-        clips = torch.randint(0, 256, size[1:], dtype=torch.uint8)
-        seed = seed_loop(backbone, clips, batch, args.steps, device)
-        hand = tuned_loop(backbone, clips, batch, args.steps, device)
-        ours = vidfit_module(backbone, clips, batch, args.steps, device)
-        print(f"| {backbone} | {seed:.1f} | {hand:.1f} | {ours:.1f} | {ours / hand:.2f} | {ours / seed:.2f} |")
+    print(f"device: {name}; {args.steps} timed steps after {WARMUP} warm-up steps\n")
+    print(
+        "| backbone | batch x frames x HxW | seed loop clips/s | vidfit settings by hand | vidfit module (in memory) "
+        "| vidfit fit (prepared files) | module / hand | module / seed | files / in memory |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for backbone, shape in shapes.items():
+        clips = torch.randint(0, 256, (16, 3, shape.frames, shape.height, shape.width), dtype=torch.uint8)
+        seed = seed_loop(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
+        hand = tuned_loop(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
+        ours = vidfit_module(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
+        files = vidfit_fit_from_files(backbone, shape, steps=args.steps, device=device, folder=args.out)
+        print(
+            f"| {backbone} | {shape.batch} x {shape.frames} x {shape.height}x{shape.width} | {seed:.1f} | {hand:.1f} "
+            f"| {ours.timed:.1f} | {files:.1f} | {ours.timed / hand:.2f} | {ours.timed / seed:.2f} "
+            f"| {files / ours.monitored:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,12 @@ def test_info_table_and_failures(
     make_video: MakeVideo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "400")
-    good, _ = make_video("good.mkv", num_frames=5)
-    assert main(["info", str(good), str(tmp_path / "gone.mp4")]) == 1
+    good, _ = make_video("good[bold].mkv", num_frames=5)
+    assert main(["info", str(good), str(tmp_path / "gone[red].mp4")]) == 1
     captured = capsys.readouterr()
-    assert "good.mkv" in captured.out and "h264" in captured.out
-    assert "gone.mp4" in captured.err
+    # Brackets in paths are printed as they are, not read as rich markup.
+    assert "good[bold].mkv" in captured.out and "h264" in captured.out
+    assert "gone[red].mp4" in captured.err
 
 
 def test_fit_then_validate_and_test_from_a_config_file(

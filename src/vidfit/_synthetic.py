@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vidfit.data import Manifest, Segment, Timeline, VideoEntry, save_manifest
-from vidfit.io import write_video
+from vidfit.io import write_text_atomic, write_video
 
 MOTIONS: tuple[str, ...] = ("idle", "left", "right", "jump")
 MANIFEST_NAME = "manifest.yaml"
@@ -180,9 +180,7 @@ def _generate(root: Path, spec: _Spec) -> DemoDataset:
         for path in entry.views.values():
             files[path.relative_to(root.resolve()).as_posix()] = path.stat().st_size
     stamp = {"parameters": _stamp_parameters(spec), "num_videos": len(entries), "files": files}
-    temporary = root / f".{STAMP_NAME}.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(stamp, indent=2), encoding="utf-8")
-    temporary.replace(root / STAMP_NAME)
+    write_text_atomic(root / STAMP_NAME, json.dumps(stamp, indent=2))
     return DemoDataset(manifest_path, spec.classes, len(entries), sum(files.values()))
 
 

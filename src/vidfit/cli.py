@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +17,6 @@ from rich.table import Table
 from vidfit.data import ManifestError, prepare_manifest
 from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
 from vidfit.io import VideoDecodeError, probe
-from vidfit.memory import parse_bytes
 from vidfit.predict import predict
 from vidfit.train import (
     ConfigError,
@@ -35,13 +35,15 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _info(args: argparse.Namespace) -> int:
+    from rich.markup import escape  # paths like clip[1].mp4 are not markup
+
     rows, failures = [], 0
     err = Console(stderr=True)
     for path in args.videos:
         try:
             rows.append(probe(path))
         except (FileNotFoundError, VideoDecodeError) as error:
-            err.print(f"[red]error[/red] {error}")
+            err.print(f"[red]error[/red] {escape(str(error))}")
             failures += 1
     if args.json:
         records = [{**vars(m), "path": str(m.path)} for m in rows]
@@ -51,7 +53,7 @@ def _info(args: argparse.Namespace) -> int:
         for m in rows:
             size = f"{m.width}x{m.height}"
             table.add_row(
-                str(m.path), str(m.num_frames), f"{m.fps:.3f}", size, f"{m.duration_seconds:.3f}",
+                escape(str(m.path)), str(m.num_frames), f"{m.fps:.3f}", size, f"{m.duration_seconds:.3f}",
                 f"{m.begin_seconds:.3f}", m.codec,
             )  # fmt: skip
         Console().print(table)
@@ -91,18 +93,23 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    result = upscale(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split)
+    result = upscale(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split, codec=args.codec)
     for source, video in result.outputs.items():
         print(f"{source} -> {video.path} ({video.width}x{video.height}, {video.num_frames} frames)")
+    if result.outputs:
+        print("audio is not copied: the upscaled files hold the video stream only")
     for name, reason in result.failures.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
     return 1 if result.failures else 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    manifest = prepare_manifest(
-        args.manifest, size=tuple(args.size), gop=args.gop, out_dir=args.out, workers=args.workers
-    )
+    try:
+        manifest = prepare_manifest(
+            args.manifest, size=tuple(args.size), gop=args.gop, out_dir=args.out, workers=args.workers
+        )
+    except ValueError as error:  # a bad --size, --gop or --workers, or a bad manifest: the user's input
+        raise ConfigError(str(error)) from error
     print(f"prepared manifest: {manifest}")
     return 0
 
@@ -110,9 +117,11 @@ def _prepare(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     try:
-        grid = parse_grid(args.frames, args.batch, args.precision, args.checkpointing)
-        result = plan_memory(config, budget_bytes=parse_bytes(args.budget), **dataclasses.asdict(grid))
-    except ValueError as error:  # a bad grid value or budget: the user's input, not a bug
+        grid = parse_grid(
+            frames=args.frames, batch=args.batch, precision=args.precision, checkpointing=args.checkpointing
+        )
+        result = plan_memory(config, budget=args.budget, **dataclasses.asdict(grid))
+    except ValueError as error:  # a bad grid value, budget or manifest: the user's input, not a bug
         raise ConfigError(str(error)) from error
     how = (
         "measured on the GPU" if result.measured else "ESTIMATED on the meta device (no GPU): plan on a GPU to measure"
@@ -125,7 +134,7 @@ def _plan(args: argparse.Namespace) -> int:
             f"trainer.precision={best.precision} "
             f"model.activation_checkpointing={str(best.activation_checkpointing).lower()}"
         )
-    result.write(args.out, Path(args.out).with_suffix(".png"))
+    result.write(json_path=args.out, png_path=Path(args.out).with_suffix(".png"))
     print(f"\nplan: {args.out}, chart: {Path(args.out).with_suffix('.png')}")
     return 0 if result.recommendation is not None else 1
 
@@ -173,7 +182,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "a folder for several inputs (default: <input>_x<scale>.mp4 beside each input)",
     )
     pred.add_argument("--split", help="only the manifest videos of this split")
-    pred.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.chunk_infer_size=64")
+    pred.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. train.chunk_infer_size=64 (windows; super-resolution: frames decoded at a time, -1 = 32)",
+    )
+    pred.add_argument(
+        "--codec",
+        choices=("libx264", "libx264rgb"),
+        default="libx264",
+        help="super-resolution output: libx264 (H.264 4:2:0, even sizes only) or libx264rgb (RGB H.264, any size)",
+    )
     handlers["predict"] = _predict
 
     prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
@@ -207,10 +228,21 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     return parser, handlers
 
 
+def _show_library_log() -> None:
+    """Prints what vidfit logs (chunking, auto-fit decisions), and not other libraries' INFO lines."""
+    logger = logging.getLogger("vidfit")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vidfit` console script; returns the exit code."""
     parser, handlers = _parser()
     args = parser.parse_args(argv)
+    _show_library_log()
     try:
         return handlers[args.command](args)
     except (ConfigError, ManifestError) as error:

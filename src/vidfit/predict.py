@@ -12,19 +12,31 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from vidfit.data import ManifestError, Timeline, frame_labels, load_manifest, load_video_keypoints
+from vidfit.data import (
+    Timeline,
+    VideoDatasetConfig,
+    frame_labels,
+    frame_midpoints,
+    load_video_keypoints,
+    match_view_frames,
+)
 from vidfit.infer import (
     ChunkedPredictor,
+    VideoFile,
     VideoPrediction,
+    expand_inputs,
+    first_duplicate,
     frame_accuracy,
     frames_to_segments,
     segment_f1,
     write_frame_csv,
     write_predictions_json,
 )
-from vidfit.io import VideoDecodeError, VideoReader
+from vidfit.io import VideoReader
+from vidfit.memory import free_memory
 from vidfit.train import (
     Config,
+    ConfigError,
     Ranks,
     VideoClassificationModule,
     broadcast_from_rank_zero,
@@ -32,11 +44,12 @@ from vidfit.train import (
     gather_to_rank_zero,
     join_launch,
     load_module,
+    read_hyperparameters,
     resolve_precision,
 )
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# Views are matched by time as training matched them: `VideoDataset`'s default tolerance.
+SYNC_TOLERANCE_SECONDS = VideoDatasetConfig.sync_tolerance_seconds
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class PredictResult:
         json_path: ActivityNet-style results with vidfit's video-level section.
         csv_path: One row per frame.
         frame_accuracy: Over every labelled frame, when the inputs carry timelines.
-        segment_f1: Mean segment F1 (IoU 0.5) over the videos with timelines.
+        segment_f1: Mean segment F1 (IoU 0.5) over the videos whose timelines label some frame.
     """
 
     predictions: dict[str, VideoPrediction]
@@ -77,7 +90,11 @@ def predict(
     split: str | None = None,
     progress: bool = True,
 ) -> PredictResult:
-    """Predicts every video of `inputs` (files, folders of videos, or manifests for multi-view videos).
+    """Predicts every video of `inputs`: video files, folders of them, or manifests (multi-view videos).
+
+    Ids are manifest ids, file stems inside folders, paths for files named by themselves; two videos of one
+    id are refused before any work. A video that fails is reported in `failures`; the others complete.
+    Under torchrun each rank predicts a share and rank 0 writes the files (docs/DISTRIBUTED.md).
 
     Args:
         checkpoint: A checkpoint written by `vidfit fit`.
@@ -86,34 +103,48 @@ def predict(
         overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``train.chunk_infer_size=64``.
         split: Only the manifest videos of this split.
         progress: Show a progress bar.
-
-    A video that cannot be read is reported in `failures` and the others still complete.
-
-    Launched by torchrun with ``WORLD_SIZE > 1``, each rank predicts a disjoint share of the videos
-    and rank 0 writes the files once, exactly as a single process would. Every rank returns the
-    failures and scores of all videos; `predictions` holds all videos on rank 0 and the rank's own
-    share elsewhere (so that only rank 0 holds every video's frame logits).
     """
-    module = load_module(checkpoint)
-    config = config_from_dict(module.hparams["config"], source=str(checkpoint), overrides=tuple(overrides))
-    views, labels = list(module.hparams["views"]), list(module.hparams["label_names"])
-    json_path, csv_path = Path(out), Path(out).with_suffix(".csv")
+    config = config_from_dict(
+        read_hyperparameters(checkpoint)["config"], source=str(checkpoint), overrides=tuple(overrides)
+    )
+    module = load_module(checkpoint, train=config.train)
+    views, labels = list(module.hparams["views"]), tuple(module.hparams["label_names"])
+    jobs, failures = _collect_jobs(inputs, views=views, split=split)
+    paths = (Path(out), Path(out).with_suffix(".csv"))
     with join_launch() as ranks:
         predictor = _predictor(module, config, ranks)
-        jobs, failures = _collect_jobs(inputs, views, split)
-        # Under torchrun each rank predicts every world_size-th video; rank 0 gathers, scores and writes them once.
         share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
-        predictions, job_failures = _predict_jobs(predictor, share, views, config, progress=shown)
-        parts = gather_to_rank_zero((predictions, job_failures))
-        summary: tuple[dict[str, str], float | None, float | None] = ({}, None, None)
+        mine = _predict_jobs(predictor, jobs=share, views=views, config=config, progress=shown)
+        parts = gather_to_rank_zero(mine)
+        predictions, summary = mine[0], _Summary({}, None, None)
         if parts is not None:
-            predictions, job_failures = _in_job_order(jobs, parts)
-            write_predictions_json(predictions, json_path, label_names=labels)
-            write_frame_csv(predictions, csv_path, label_names=labels)
-            summary = (job_failures, *_scores(predictions, jobs, tuple(labels)))
+            predictions, summary = _write_results(parts, jobs=jobs, paths=paths, labels=labels)
         # The other ranks return once rank 0 has written the files, with its failures and scores.
-        job_failures, accuracy, f1 = broadcast_from_rank_zero(summary)
-    return PredictResult(predictions, {**failures, **job_failures}, json_path, csv_path, accuracy, f1)
+        summary = broadcast_from_rank_zero(summary)
+    return PredictResult(predictions, {**failures, **summary.failures}, *paths, summary.accuracy, summary.f1)
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """What rank 0 tells every rank: the failures of every video, and the scores."""
+
+    failures: dict[str, str]
+    accuracy: float | None
+    f1: float | None
+
+
+def _write_results(
+    parts: list[tuple[dict[str, VideoPrediction], dict[str, str]]],
+    *,
+    jobs: list[_Job],
+    paths: tuple[Path, Path],
+    labels: tuple[str, ...],
+) -> tuple[dict[str, VideoPrediction], _Summary]:
+    """Every rank's results merged in input order, written to the JSON and CSV files, and scored."""
+    predictions, failures = _in_job_order(jobs, parts)
+    write_predictions_json(predictions, paths[0], label_names=labels)
+    write_frame_csv(predictions, paths[1], label_names=labels)
+    return predictions, _Summary(failures, *_scores(predictions, jobs, labels))
 
 
 def _predictor(module: VideoClassificationModule, config: Config, ranks: Ranks) -> ChunkedPredictor:
@@ -129,28 +160,29 @@ def _predictor(module: VideoClassificationModule, config: Config, ranks: Ranks) 
             f"LOCAL_RANK={ranks.local_rank} but {torch.cuda.device_count()} GPU(s) are visible: "
             "launch at most one process per GPU (torchrun --nproc-per-node)"
         )
-    return ChunkedPredictor(
-        module.model.eval().to(device),
-        chunk_infer_size=config.train.chunk_infer_size,
-        chunk_overlap=config.train.chunk_overlap,
-        chunk_aggregation=config.train.chunk_aggregation,
-        video_batch_size=config.train.video_batch_size,
-        precision=resolve_precision(config) if device.type == "cuda" else "32",  # type: ignore[arg-type]
-        device=device,
-    )
+    module.model.eval().to(device)
+    precision = resolve_precision(config) if device.type == "cuda" else "32"
+    return module.chunked_predictor(device=device, precision=precision)  # type: ignore[arg-type]
 
 
 def _predict_jobs(
-    predictor: ChunkedPredictor, jobs: list[_Job], views: list[str], config: Config, *, progress: bool
+    predictor: ChunkedPredictor, *, jobs: list[_Job], views: list[str], config: Config, progress: bool
 ) -> tuple[dict[str, VideoPrediction], dict[str, str]]:
-    """Predictions of the videos of `jobs`, and why the others could not be predicted."""
+    """Predictions of the videos of `jobs`, and why the others could not be predicted.
+
+    Any error of one video is that video's failure, never the run's: under torchrun every rank must
+    reach the gather that follows, and one bad file should not cost the other videos' results.
+    """
     predictions: dict[str, VideoPrediction] = {}
     failures: dict[str, str] = {}
     for job in track(jobs, description="predicting", disable=not progress):
         try:
-            predictions[job.video_id] = _predict_job(predictor, job, views, config)
-        except (FileNotFoundError, VideoDecodeError, ValueError, KeyError) as error:
-            failures[job.video_id] = str(error)
+            predictions[job.video_id] = _predict_job(predictor, job=job, views=views, config=config)
+            continue
+        except Exception as error:  # KeyboardInterrupt is no Exception: it still ends the run
+            failures[job.video_id] = f"{type(error).__name__}: {error}"
+        # Out of the except block, a failed pass's tensors (an OOM's, say) are unreachable and can be freed.
+        free_memory()
     return predictions, failures
 
 
@@ -164,69 +196,92 @@ def _in_job_order(
     return {i: found[i] for i in order if i in found}, {i: failed[i] for i in order if i in failed}
 
 
+def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], config: Config) -> VideoPrediction:
+    """One video through the predictor, its views matched by time, with its keypoints when the model takes them."""
+    with ExitStack() as stack:
+        readers = [stack.enter_context(VideoReader(job.views[view])) for view in views]
+        keypoints = mask = None
+        if config.model.input_type != "rgb":
+            if not job.keypoints:
+                raise ValueError(
+                    f"the model takes keypoints (model.input_type={config.model.input_type!r}): "
+                    "give a manifest whose videos list their keypoints"
+                )
+            keypoints, mask = load_video_keypoints(job.video_id, job.keypoints, views=views, num_frames=len(readers[0]))
+        return predictor.predict_readers(
+            readers, size=config.data.image_size, view_frames=_match_views(job.video_id, readers),
+            keypoints=keypoints, keypoint_mask=mask,
+        )  # fmt: skip
+
+
+def _match_views(video_id: str, readers: list[VideoReader]) -> np.ndarray:
+    """Each view's frame (V, T) on screen at each frame of the first view, as `VideoDataset` matches them."""
+    reference = np.arange(len(readers[0]))
+    times = frame_midpoints(readers[0], reference)
+    return np.stack(
+        [reference]
+        + [
+            match_view_frames(reader, times, video_id=video_id, tolerance_seconds=SYNC_TOLERANCE_SECONDS)
+            for reader in readers[1:]
+        ]
+    )
+
+
 def _scores(
     predictions: dict[str, VideoPrediction], jobs: list[_Job], labels: tuple[str, ...]
 ) -> tuple[float | None, float | None]:
-    """Frame accuracy over all labelled frames and mean segment F1 of the predicted videos with timelines."""
+    """Frame accuracy over all labelled frames, and mean segment F1 of the predicted videos with labelled frames.
+
+    A timeline that labels no frame of its video has nothing to detect: it is left out of the mean
+    rather than counted as 0 (or 1).
+    """
     scores = [
-        _score(predictions[job.video_id], job.timeline, labels)
+        score
         for job in jobs
         if job.timeline is not None and job.video_id in predictions
+        for score in [_score(predictions[job.video_id], job.timeline, labels)]
+        if score is not None
     ]
-    correct, counted = sum(s[0] * s[1] for s in scores), sum(s[1] for s in scores)
-    accuracy = correct / counted if counted else None
-    return accuracy, float(np.mean([s[2] for s in scores])) if scores else None
+    if not scores:
+        return None, None
+    correct, counted = sum(accuracy * count for accuracy, count, _ in scores), sum(count for _, count, _ in scores)
+    return correct / counted, float(np.mean([f1 for _, _, f1 in scores]))
 
 
-def _predict_job(predictor: ChunkedPredictor, job: _Job, views: list[str], config: Config) -> VideoPrediction:
-    """One video through the predictor, with its keypoints when the model takes them."""
-    with ExitStack() as stack:
-        readers = [stack.enter_context(VideoReader(job.views[view])) for view in views]
-        if config.model.input_type == "rgb":
-            return predictor.predict_readers(readers, size=config.data.image_size)
-        if not job.keypoints:
-            raise ValueError(
-                f"the model takes keypoints (model.input_type={config.model.input_type!r}): "
-                "give a manifest whose videos list their keypoints"
-            )
-        points, mask = load_video_keypoints(job.video_id, job.keypoints, views=views, num_frames=len(readers[0]))
-        return predictor.predict_readers(readers, size=config.data.image_size, keypoints=points, keypoint_mask=mask)
-
-
-def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, ...]) -> tuple[float, int, float]:
-    """Frame accuracy, labelled frame count and segment F1 of one video against its timeline."""
-    pts = prediction.pts_seconds if prediction.pts_seconds is not None else torch.arange(len(prediction.frame_logits))
-    seconds = (pts - pts[0]).numpy()
-    truth = torch.from_numpy(frame_labels(timeline, labels, np.arange(len(seconds)), seconds))
+def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, ...]) -> tuple[float, int, float] | None:
+    """Frame accuracy, labelled frame count and segment F1 of one video against its timeline; None without labels."""
+    pts = prediction.pts_seconds
+    assert pts is not None  # predict_readers gives every frame's time, from the first frame as timelines count
+    truth = torch.from_numpy(
+        frame_labels(timeline, labels=labels, frame_indices=np.arange(len(pts)), times_seconds=pts.numpy())
+    )
     labelled = int((truth != -1).sum())
     if labelled == 0:
-        return 0.0, 0, 0.0
+        return None
     accuracy = frame_accuracy(prediction.frame_labels, truth)
-    return accuracy, labelled, segment_f1(prediction.segments(), frames_to_segments(truth, pts_seconds=pts.double()))
+    return accuracy, labelled, segment_f1(prediction.segments(), frames_to_segments(truth, pts_seconds=pts))
 
 
 def _collect_jobs(
-    inputs: Sequence[str | os.PathLike[str]], views: list[str], split: str | None
+    inputs: Sequence[str | os.PathLike[str]], *, views: list[str], split: str | None
 ) -> tuple[list[_Job], dict[str, str]]:
+    """The videos to predict, and why some inputs gave none; raises ConfigError when two videos share an id."""
+    videos, failures = expand_inputs(inputs, split=split)
     jobs: list[_Job] = []
-    failures: dict[str, str] = {}
-    for item in map(Path, inputs):
-        if item.suffix.lower() in MANIFEST_SUFFIXES:
-            try:
-                manifest = load_manifest(item)
-            except (ManifestError, FileNotFoundError) as error:
-                failures[str(item)] = str(error)
-                continue
-            jobs += [
-                _Job(v.id, v.views, v.timeline, v.keypoints)
-                for v in manifest.videos
-                if split is None or v.split == split
-            ]
-            continue
-        files = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if item.is_dir() else [item]
-        for file in files:
-            if len(views) != 1:
-                failures[str(file)] = f"the model takes the views {views}: give a manifest that names each view's file"
-            else:
-                jobs.append(_Job(file.stem if item.is_dir() else str(file), {views[0]: file}))
+    for video in videos:
+        if not isinstance(video, VideoFile):
+            jobs.append(_Job(video.id, video.views, video.timeline, video.keypoints))
+        elif len(views) != 1:
+            failures[str(video.path)] = (
+                f"the model takes the views {views}: give a manifest that names each view's file"
+            )
+        else:
+            jobs.append(_Job(video.id, {views[0]: video.path}))
+    duplicate = first_duplicate((job.video_id, next(iter(job.views.values()))) for job in jobs)
+    if duplicate is not None:
+        video_id, first, second = duplicate
+        raise ConfigError(
+            f"video id {video_id!r} is given twice, by {first} and {second}: ids name the results, so they "
+            "must be unique (a folder's videos are named by file stem: rename one, or predict them separately)"
+        )
     return jobs, failures

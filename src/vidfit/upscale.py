@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.progress import track
 
-from vidfit.data import ManifestError, load_manifest
-from vidfit.infer import UpscaleResult, upscale_video
-from vidfit.io import VideoDecodeError
-from vidfit.predict import MANIFEST_SUFFIXES, VIDEO_SUFFIXES
-from vidfit.train import ConfigError, config_from_dict, load_sr_module, resolve_precision
+from vidfit.infer import (
+    DEFAULT_SR_CHUNK_FRAMES,
+    VIDEO_SUFFIXES,
+    UpscaleResult,
+    VideoFile,
+    expand_inputs,
+    first_duplicate,
+    upscale_video,
+)
+from vidfit.memory import free_memory
+from vidfit.train import Config, ConfigError, config_from_dict, load_sr_module, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class UpscaleRun:
 
     Attributes:
         outputs: Per input video, the upscaled video written.
-        failures: Per input video (or manifest), why it could not be upscaled.
+        failures: Per input video (or manifest, or folder), why it could not be upscaled.
     """
 
     outputs: dict[str, UpscaleResult]
@@ -37,56 +44,76 @@ def upscale(
     out: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
     split: str | None = None,
-    chunk_num_frames: int = 32,
+    codec: str = "libx264",
     progress: bool = True,
 ) -> UpscaleRun:
     """`predict`'s sibling for ``experiment.task: super_resolution``: upscales every frame of every input video.
+
+    Videos stream in chunks of ``train.chunk_infer_size`` frames (-1, the default: 32); outputs keep the
+    input's frame times from its first frame and carry no audio. Inputs that would be written to one file
+    are refused before any work; a video that fails is reported in `failures` and the others complete.
 
     Args:
         checkpoint: A super-resolution checkpoint written by `vidfit fit`.
         inputs: Video files, folders (their video files), or manifests (every view of their videos).
         out: The output video when `inputs` is one video file; otherwise a folder of ``<stem>.mp4`` files
             (``<video id>/<view>.mp4`` for manifests). None writes ``<stem>_x<scale>.mp4`` beside each input.
-        overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``trainer.precision=32``.
+        overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``train.chunk_infer_size=64``.
         split: Only the manifest videos of this split.
-        chunk_num_frames: Frames decoded at a time (memory is O(chunk)).
+        codec: ``"libx264"`` (H.264 4:2:0, even sizes only) or ``"libx264rgb"`` (RGB H.264, any size).
         progress: Show a progress bar.
     """
     module = load_sr_module(checkpoint)
     config = config_from_dict(module.hparams["config"], source=str(checkpoint), overrides=tuple(overrides))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = resolve_precision(config) if device.type == "cuda" else "32"
     model = module.model.eval().to(device)
+    chunk_num_frames = _chunk_num_frames(config, model_frames=model.num_frames)
     pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
+    precision = resolve_precision(config) if device.type == "cuda" else "32"
+    run = functools.partial(
+        upscale_video, model, chunk_num_frames=chunk_num_frames, device=device, codec=codec,
+        precision=precision,  # type: ignore[arg-type]
+    )  # fmt: skip
+    outputs, video_failures = _upscale_each(run, pairs, progress=progress)
+    return UpscaleRun(outputs, {**failures, **video_failures})
+
+
+def _upscale_each(
+    run: Callable[[Path, Path], UpscaleResult], pairs: list[tuple[Path, Path]], *, progress: bool
+) -> tuple[dict[str, UpscaleResult], dict[str, str]]:
+    """`run` on each (source, target) pair; any error of one video is that video's failure, not the run's."""
     outputs: dict[str, UpscaleResult] = {}
+    failures: dict[str, str] = {}
     for source, target in track(pairs, description="upscaling", disable=not progress):
         try:
-            outputs[str(source)] = upscale_video(
-                model, source, target, chunk_num_frames=chunk_num_frames, device=device,
-                precision=precision,  # type: ignore[arg-type]
-            )  # fmt: skip
-        except (FileNotFoundError, VideoDecodeError, ValueError) as error:
-            failures[str(source)] = str(error)
-    return UpscaleRun(outputs, failures)
+            outputs[str(source)] = run(source, target)
+            continue
+        except Exception as error:  # KeyboardInterrupt is no Exception: it still ends the run
+            failures[str(source)] = f"{type(error).__name__}: {error}"
+        # Out of the except block, a failed pass's tensors are unreachable and can be freed.
+        free_memory()
+    return outputs, failures
+
+
+def _chunk_num_frames(config: Config, *, model_frames: int) -> int:
+    """Frames per chunk from ``train.chunk_infer_size``: super-resolution always streams, so -1 means the default."""
+    size = config.train.chunk_infer_size
+    if size != -1 and size < model_frames:
+        raise ConfigError(f"train.chunk_infer_size={size} must be >= the model's num_frames={model_frames} (or -1)")
+    return DEFAULT_SR_CHUNK_FRAMES if size == -1 else size
 
 
 def _upscale_targets(
     inputs: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str] | None, split: str | None, scale: int
 ) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
-    """(input video, output video) pairs, and the manifests that cannot be read."""
+    """(input video, output video) pairs, and the inputs that gave no video; ConfigError when outputs collide."""
+    videos, failures = expand_inputs(inputs, split=split)
     named: list[tuple[Path, str]] = []
-    failures: dict[str, str] = {}
-    for item in map(Path, inputs):
-        if item.suffix.lower() in MANIFEST_SUFFIXES:
-            try:
-                videos = [v for v in load_manifest(item).videos if split is None or v.split == split]
-            except (ManifestError, FileNotFoundError) as error:
-                failures[str(item)] = str(error)
-                continue
-            named += [(path, f"{v.id}/{view}.mp4") for v in videos for view, path in v.views.items()]
-            continue
-        files = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if item.is_dir() else [item]
-        named += [(file, f"{file.stem}.mp4") for file in files]
+    for video in videos:
+        if isinstance(video, VideoFile):
+            named.append((video.path, f"{video.path.stem}.mp4"))
+        else:
+            named += [(path, f"{video.id}/{view}.mp4") for view, path in video.views.items()]
     folder = Path(out) if out is not None else None
     if folder is not None and folder.suffix.lower() in VIDEO_SUFFIXES:
         if len(named) != 1:
@@ -96,4 +123,10 @@ def _upscale_targets(
         (source, folder / name if folder is not None else source.with_name(f"{source.stem}_x{scale}.mp4"))
         for source, name in named
     ]
+    duplicate = first_duplicate((target, source) for source, target in pairs)
+    if duplicate is not None:
+        target, first, second = duplicate
+        raise ConfigError(
+            f"{first} and {second} would both be upscaled into {target}: rename one, or upscale them separately"
+        )
     return pairs, failures

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,91 @@ def test_cache_hits_until_a_file_changes(
     os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     build_chunk_index(manifest, max_video_frames=5, cache_dir=cache)
     assert len(probed) == 6
+
+
+def test_every_overlap_is_found_not_only_between_neighbours(make_dataset: MakeDataset) -> None:
+    segments = [
+        {"start": 0, "end": 15, "label": "idle"},
+        {"start": 6, "end": 8, "label": "front"},
+        {"start": 2, "end": 4, "label": "front"},
+        {"start": 16, "end": 18, "label": "front"},
+    ]
+    path = make_dataset(num_frames=(20,), timelines={0: {"unit": "frames", "segments": segments}})
+    with pytest.raises(ManifestError) as caught:
+        build_chunk_index(load_manifest(path))
+    found = [(problem.field, problem.message) for problem in caught.value.problems]
+    assert found == [
+        ("timeline.segments[2]", "segment [2, 4) overlaps [0, 15)"),
+        ("timeline.segments[1]", "segment [6, 8) overlaps [0, 15)"),
+    ]
+
+
+def test_checks_without_files_run_when_a_view_cannot_be_probed(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    segments = [{"start": 9, "end": 3, "label": "idle"}, {"start": 0, "end": 2, "label": "sneeze"}]
+    path = make_dataset(
+        num_frames=(20,),
+        views={"front": {}, "left": {}},
+        timelines={0: {"unit": "frames", "segments": segments}},
+        keypoints={"left": "npz"},
+        extra={0: {"label": "dance", "keypoints": {"front": "v0/nowhere", "left": "v0/kpt_left"}}},
+    )
+    (tmp_path / "v0" / "left.mkv").unlink()
+    (tmp_path / "v0" / "kpt_left" / "000000_sam3d_body.npz").write_bytes(b"garbage")
+    with pytest.raises(ManifestError) as caught:
+        build_chunk_index(load_manifest(path))
+    found = [(p.file.name, p.field, p.message.split(":")[0]) for p in caught.value.problems]
+    unknown = "is not one of the manifest's labels ['idle', 'front', 'adjust']"
+    assert found == [
+        ("left.mkv", "views.left", "no such video file"),
+        ("manifest.yaml", "label", f"label 'dance' {unknown}"),
+        ("manifest.yaml", "timeline.segments[1]", f"label 'sneeze' {unknown}"),
+        ("manifest.yaml", "timeline.segments[0]", "segment [9, 3) is inverted or empty"),
+        ("nowhere", "keypoints.front", "is neither a folder of per-frame .npz files nor a .npy file (missing?)"),
+        ("000000_sam3d_body.npz", "keypoints.left", "cannot read keypoints as a .npz archive"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["npz", "npy"])
+def test_unreadable_keypoint_files_are_problems_naming_the_file(
+    make_dataset: MakeDataset, tmp_path: Path, kind: str
+) -> None:
+    path = make_dataset(num_frames=(6, 6), keypoints={"front": kind})
+    corrupt = tmp_path / "v0" / ("kpt_front/000000_sam3d_body.npz" if kind == "npz" else "kpt_front.npy")
+    corrupt.write_bytes(b"garbage")
+    manifest = load_manifest(path)
+    with pytest.raises(ManifestError, match=rf"video 'v0': {re.escape(str(corrupt))}: keypoints.front: cannot read"):
+        build_chunk_index(manifest)
+    index = build_chunk_index(manifest, on_error="skip", cache_dir=tmp_path / "cache")
+    assert list(index.videos) == ["v1"]
+    assert [(p.video_id, p.file) for p in index.skipped] == [("v0", corrupt)]
+    assert build_chunk_index(manifest, on_error="skip", cache_dir=tmp_path / "cache").skipped == index.skipped
+
+
+def test_cache_rebuilds_when_a_size_or_a_keypoint_file_changes(
+    make_dataset: MakeDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_dataset(num_frames=(6,), views={"front": {}, "left": {}}, keypoints={"front": "npy", "left": "npz"})
+    manifest = load_manifest(path)
+    probed: list[Path] = []
+    real_probe = validate_module.probe
+    monkeypatch.setattr(validate_module, "probe", lambda p: probed.append(p) or real_probe(p))
+
+    def builds() -> int:
+        """Index builds so far that probed the files (the two views) rather than reading the cache."""
+        build_chunk_index(manifest, cache_dir=tmp_path / "cache", on_error="skip")
+        return len(probed) // 2
+
+    def same_mtime(file: Path, change: Callable[[], object]) -> None:
+        stat = file.stat()
+        change()
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    assert (builds(), builds()) == (1, 1)
+    video = tmp_path / "v0" / "left.mkv"
+    same_mtime(video, lambda: video.write_bytes(video.read_bytes() + b"\0"))
+    assert builds() == 2
+    keypoints = tmp_path / "v0" / "kpt_front.npy"
+    same_mtime(keypoints, lambda: np.save(keypoints, np.zeros((6, 4, 3), dtype=np.float32)))
+    assert builds() == 3
+    np.savez(tmp_path / "v0" / "kpt_left" / "000006_sam3d_body.npz", keypoints=np.zeros((5, 3)))
+    assert builds() == 4

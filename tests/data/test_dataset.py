@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import vidfit.data._loader as loader_module
 from tests.data.conftest import KEYPOINT_DIMS, NUM_KEYPOINTS, MakeDataset, offset_pts
 from tests.videos import frame_ids
 from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, collate_samples, make_loader
+from vidfit.io import write_video
 
 LABELS = ("idle", "front", "adjust")
 SEGMENTS = [
@@ -155,6 +159,7 @@ def test_dataset_pickles_without_open_readers(make_dataset: MakeDataset) -> None
         ({"num_frames": 0}, r"num_frames=0 must be >= 1"),
         ({"image_size": (0, 4)}, r"image_size=\(0, 4\) must be \(height, width\)"),
         ({"num_threads": -1}, r"num_threads=-1 must be >= 0"),
+        ({"decode_backend": "cuda"}, r"decode_backend='cuda' is not one of 'pyav', 'nvdec', 'torchcodec'"),
     ],
 )
 def test_bad_config_values(kwargs: dict, match: str) -> None:
@@ -172,6 +177,39 @@ def test_views_must_exist_and_stack(make_dataset: MakeDataset) -> None:
         ManifestError, match=r"load_kpt needs one keypoint shape \(K, D\) across the dataset, found \[\]"
     ):
         VideoDataset(VideoDatasetConfig(manifest=path, views=("front",), load_kpt=True))
+
+
+def test_skip_leaves_out_videos_lacking_views_or_of_other_sizes(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    path = make_dataset(
+        num_frames=(8, 8, 8), views={"front": {}, "left": {}}, extra={1: {"views": {"front": "v1/front.mkv"}}}
+    )
+    smaller = torch.zeros(8, 3, 16, 32, dtype=torch.uint8)
+    write_video(tmp_path / "v2" / "left.mkv", smaller, fps=30.0, codec="libx264rgb", crf=0)
+    report = tmp_path / "skipped.json"
+    dataset = VideoDataset(VideoDatasetConfig(manifest=path, on_error="skip", report_path=report))
+    assert list(dataset.index.videos) == ["v0"]
+    assert dataset.views == ("front", "left")
+    skipped = [(problem["video_id"], problem["field"]) for problem in json.loads(report.read_text())["skipped"]]
+    assert skipped == [("v1", "views"), ("v2", "image_size")]
+    resized = VideoDataset(VideoDatasetConfig(manifest=path, on_error="skip", image_size=(16, 16)))
+    assert list(resized.index.videos) == ["v0", "v2"]
+
+
+def test_keypoint_file_of_another_shape_is_named_when_loaded(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    path = make_dataset(num_frames=(10,), keypoints={"front": "npz"})
+    wrong = tmp_path / "v0" / "kpt_front" / "000007_sam3d_body.npz"
+    np.savez(wrong, keypoints=np.zeros((4, 3), dtype=np.float32))
+    dataset = VideoDataset(VideoDatasetConfig(manifest=path, mode="chunk", load_kpt=True, load_rgb=False))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(wrong))}: keypoints of shape \(4, 3\), expected \(5, 3\)"):
+        dataset[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback taken without a GPU")
+def test_decode_backend_reaches_the_readers(make_dataset: MakeDataset) -> None:
+    config = VideoDatasetConfig(manifest=make_dataset(num_frames=(6,)), num_frames=2, decode_backend="nvdec")
+    with pytest.warns(UserWarning, match=r"front.mkv: backend='nvdec' unavailable .*; decoding with 'pyav'"):
+        sample = VideoDataset(config)[0]
+    assert sample["video"].shape == (1, 3, 2, 32, 32)
 
 
 def test_collate_keeps_uint8_and_meta_lists(make_dataset: MakeDataset) -> None:
@@ -198,6 +236,19 @@ def test_loader_workers_are_reproducible(make_dataset: MakeDataset) -> None:
     assert first != epoch(1)
 
 
+def test_loader_seed_applies_without_workers(make_dataset: MakeDataset) -> None:
+    config = VideoDatasetConfig(manifest=make_dataset(num_frames=(60,) * 4), num_frames=3, load_rgb=False)
+    dataset = VideoDataset(config)
+
+    def epoch(seed: int) -> list[list[int]]:
+        loader = make_loader(dataset, batch_size=2, shuffle=False, num_workers=0, seed=seed)
+        return [meta["frame_indices"].tolist() for batch in loader for meta in batch["meta"]]
+
+    first = epoch(0)
+    assert first == epoch(0)
+    assert first != epoch(1)
+
+
 class WorkerProbe(VideoDataset):
     """Reports the state `seed_worker` set up in the worker that loads each sample."""
 
@@ -213,3 +264,16 @@ def test_workers_get_distinct_seeds_and_capped_threads(make_dataset: MakeDataset
     draws = {draw for draw, _, _ in states}
     assert len(draws) == 4
     assert {(threads, readers) for _, threads, readers in states} == {(1, 3)}
+
+
+@pytest.mark.parametrize(("cores", "num_workers", "expected"), [(12, 0, 12), (12, 2, 6), (5, 2, 2), (1, 2, 1)])
+def test_ffmpeg_threads_are_shared_among_workers_by_default(
+    make_dataset: MakeDataset, monkeypatch: pytest.MonkeyPatch, cores: int, num_workers: int, expected: int
+) -> None:
+    monkeypatch.setattr(loader_module.os, "cpu_count", lambda: cores)
+    dataset = WorkerProbe(VideoDatasetConfig(manifest=make_dataset(num_frames=(8,))))
+    loader = make_loader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, seed=0)
+    if num_workers == 0:
+        assert dataset.reader_threads == expected
+    else:
+        assert loader.worker_init_fn is not None and loader.worker_init_fn.keywords == {"reader_threads": expected}

@@ -64,6 +64,20 @@ def test_save_and_load_round_trip(tmp_path: Path, write_manifest: WriteManifest,
         ({"keypoints": {"front": "/tmp/kpt"}}, r"keypoints.front: path '/tmp/kpt' is outside the data root"),
         ({"keypoints": {"back": "k.npy"}}, r"keypoints.back: names no view"),
         ({"views": {}}, r"views: needs at least one view"),
+        ({"views": {"front": None}}, r"views.front: must be a non-empty path, got None"),
+        ({"id": "../../escaped"}, r"video '../../escaped'.*: id: '../../escaped' is not a safe file name"),
+        ({"id": ".."}, r"id: '..' is not a safe file name"),
+        ({"views": {"cams/front": "a.mp4"}}, r"views.cams/front: 'cams/front' is not a safe file name"),
+        ({"timeline": {"unit": "frames"}}, r"timeline.segments: must be a list .*\(\[\] for none\), it is missing"),
+        ({"timeline": {"unit": "frames", "segments": None}}, r"timeline.segments: must be a list .*got None"),
+        (
+            {"timeline": {"unit": "frames", "segments": [{"start": float("nan"), "end": 5, "label": "front"}]}},
+            r"timeline.segments\[0\]: start and end must be finite numbers",
+        ),
+        (
+            {"timeline": {"unit": "seconds", "segments": [{"start": 0, "end": float("inf"), "label": "front"}]}},
+            r"timeline.segments\[0\]: start and end must be finite numbers",
+        ),
     ],
 )
 def test_bad_video_entries_are_reported(write_manifest: WriteManifest, change: dict, match: str) -> None:
@@ -79,6 +93,24 @@ def test_all_problems_are_reported_at_once(write_manifest: WriteManifest) -> Non
         load_manifest(path)
     fields = [problem.field for problem in caught.value.problems]
     assert fields == ["manifest.version", "video.colour", "views.front", "id"]
+
+
+def test_duplicate_labels_are_refused(write_manifest: WriteManifest) -> None:
+    path = write_manifest({"labels": ["front", "adjust", "front"], "root": ".", "videos": [VIDEO]})
+    with pytest.raises(ManifestError, match=r"labels: \['front'\] appear more than once"):
+        load_manifest(path)
+
+
+def test_containment_is_judged_on_the_path_as_written(tmp_path: Path, write_manifest: WriteManifest) -> None:
+    store = tmp_path.parent / f"{tmp_path.name}-store"
+    store.mkdir()
+    (tmp_path / "linked").symlink_to(store, target_is_directory=True)
+    video = {"id": "a", "views": {"front": "linked/a.mp4", "left": "linked/../b.mp4"}}
+    entry = load_manifest(write_manifest({"labels": [], "root": ".", "videos": [video]})).videos[0]
+    assert entry.views == {"front": tmp_path / "linked" / "a.mp4", "left": tmp_path / "b.mp4"}
+    escaping = {"id": "a", "views": {"front": "linked/../../a.mp4"}}
+    with pytest.raises(ManifestError, match=r"views.front: path 'linked/../../a.mp4' is outside the data root"):
+        load_manifest(write_manifest({"labels": [], "root": ".", "videos": [escaping]}))
 
 
 def test_outside_root_is_allowed_on_request(write_manifest: WriteManifest) -> None:

@@ -9,7 +9,17 @@ import pytest
 import torch
 
 from tests.data.conftest import MakeDataset, WriteManifest, offset_pts, write_keypoints
-from vidfit.data import VideoDataset, VideoDatasetConfig, build_chunk_index, load_manifest, prepare_manifest
+from vidfit.cli import main
+from vidfit.data import (
+    ManifestError,
+    VideoDataset,
+    VideoDatasetConfig,
+    VideoEntry,
+    build_chunk_index,
+    load_manifest,
+    prepare_manifest,
+)
+from vidfit.data._prepare import _relocate
 from vidfit.io import VideoReader, probe, write_video
 
 
@@ -76,7 +86,10 @@ def test_prepared_copies_keep_frames_times_labels_and_keypoints(tmp_path: Path, 
     ("kwargs", "match"),
     [
         ({"size": (15, 24), "gop": 4}, r"size=\(15, 24\) must be \(height, width\) of even integers"),
-        ({"size": (16, 24), "gop": 0}, r"need gop >= 1, workers >= 1 and 0 <= crf <= 51, got 0, 1, 18"),
+        ({"size": (16, 24, 3), "gop": 4}, r"size=\(16, 24, 3\) must be \(height, width\)"),
+        ({"size": (16, 24), "gop": 0}, r"gop=0 must be >= 1"),
+        ({"size": (16, 24), "gop": 4, "workers": 0}, r"workers=0 must be >= 1"),
+        ({"size": (16, 24), "gop": 4, "crf": 52}, r"crf=52 must be in \[0, 51\]"),
     ],
 )
 def test_bad_prepare_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
@@ -84,9 +97,51 @@ def test_bad_prepare_arguments(tmp_path: Path, kwargs: dict, match: str) -> None
         prepare_manifest(tmp_path / "m.yaml", out_dir=tmp_path / "out", **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--size", "15", "16"], "error: size=(15, 16) must be (height, width) of even integers >= 2"),
+        (["--size", "16", "16", "--workers", "0"], "error: workers=0 must be >= 1"),
+    ],
+)
+def test_cli_reports_bad_arguments_without_a_traceback(
+    make_dataset: MakeDataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    source = make_dataset(num_frames=(4,))
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out"), *arguments]) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_the_whole_manifest_is_checked_before_transcoding(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    segments = [{"start": 0, "end": 4, "label": "sneeze"}]
+    source = make_dataset(
+        num_frames=(4, 4, 4),
+        timelines={1: {"unit": "frames", "segments": segments}},
+        extra={0: {"keypoints": {"front": "v0/kpt_front"}}},
+    )
+    (tmp_path / "v0" / "kpt_front").mkdir()
+    (tmp_path / "v2" / "front.mkv").write_bytes(b"not a video")
+    with pytest.raises(ManifestError) as caught:
+        prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
+    assert [(p.video_id, p.field) for p in caught.value.problems] == [
+        ("v0", "keypoints.front"),
+        ("v1", "timeline.segments[0]"),
+        ("v2", "views.front"),
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_outputs_outside_out_dir_are_refused(tmp_path: Path) -> None:
+    # Manifests refuse such ids; this guards entries built in code.
+    entry = VideoEntry(id="../../escaped", views={"front": tmp_path / "a.mp4"})
+    with pytest.raises(ValueError, match=r"video '../../escaped': output .*/front.mp4 would be outside out_dir"):
+        _relocate(entry, tmp_path / "out")
+
+
 def test_failed_transcode_names_the_file(make_dataset: MakeDataset, tmp_path: Path) -> None:
     source = make_dataset(num_frames=(6,))
-    (tmp_path / "v0" / "front.mkv").write_bytes(b"not a video")
-    with pytest.raises(RuntimeError, match=r"front.mkv: transcoding failed: .*cannot open as a video"):
+    (tmp_path / "out" / "videos").mkdir(parents=True)
+    (tmp_path / "out" / "videos" / "v0").write_bytes(b"a file where the video's folder should be")
+    with pytest.raises(RuntimeError, match=r"front.mkv: transcoding failed: "):
         prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "manifest.yaml").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,24 @@ def test_keypoints_and_mask_are_windowed_in_step() -> None:
     assert torch.allclose(chunked.frame_logits, whole.frame_logits[0], atol=1e-6)
 
 
+def test_windows_shorter_than_the_model_takes_are_padded_with_their_last_frame() -> None:
+    model, video = ColourModel(), random_video(11, views=1)
+    keypoints, mask = torch.rand(1, 11, 2, 2), torch.rand(1, 11) > 0.5
+    predictor = ChunkedPredictor(model, chunk_infer_size=4, min_window_frames=4)
+    prediction = predictor.predict_tensor(video, keypoints=keypoints, keypoint_mask=mask)
+    assert [(w.start, w.stop) for w in prediction.windows] == [(0, 4), (4, 8), (8, 11)]
+    assert [shape[3] for shape in model.batch_shapes] == [4, 4, 4]
+    whole = model(video[None], keypoints=keypoints[None], keypoint_mask=mask[None])
+    assert torch.allclose(prediction.frame_logits, whole.frame_logits[0], atol=1e-6)
+    # The tail's clip logits see frame 10 twice: frames 8, 9, 10, 10.
+    tail = whole.frame_logits[0][[8, 9, 10, 10]].mean(0)
+    assert torch.allclose(prediction.window_logits[-1], tail, atol=1e-6)
+    short = ChunkedPredictor(ColourModel(), min_window_frames=16).predict_tensor(random_video(5, views=1))
+    assert short.frame_logits.shape == (5, 3)
+    with pytest.raises(ValueError, match="min_window_frames=0 must be >= 1"):
+        ChunkedPredictor(model, min_window_frames=0)
+
+
 @pytest.mark.parametrize("oom_error", [torch.OutOfMemoryError, RuntimeError])
 def test_oom_backoff_halves_batch_then_chunk_and_restarts(oom_error: type[RuntimeError]) -> None:
     video = random_video(64)
@@ -113,11 +132,48 @@ def test_streaming_from_readers_equals_decoded_tensor(make_video: MakeVideo) -> 
     assert streamed.pts_seconds is not None and streamed.pts_seconds[1].item() == pytest.approx(1 / 30, abs=1e-3)
 
 
-def test_views_of_different_lengths_are_refused(make_video: MakeVideo) -> None:
+def test_views_are_read_at_their_matched_frames(make_video: MakeVideo) -> None:
+    front, frames = make_video("front.mkv", num_frames=12, height=16, width=16)
+    longer, _ = make_video("longer.mkv", num_frames=13, height=16, width=16)  # one frame more, past the end
+    slower, _ = make_video("slower.mkv", num_frames=6, height=16, width=16, fps=15.0)
+    # Frame i of the 15 fps view is on screen at the 30 fps frames 2i and 2i + 1.
+    half = torch.arange(12) // 2
+    view_frames = np.stack([np.arange(12), np.arange(12), half.numpy()])
+    predictor = ChunkedPredictor(ColourModel(), chunk_infer_size=5, chunk_overlap=1, video_batch_size=2)
+    with VideoReader(front) as a, VideoReader(longer) as b, VideoReader(slower) as c:
+        streamed = predictor.predict_readers([a, b, c], view_frames=view_frames)
+    video = torch.stack([frames.transpose(0, 1), frames.transpose(0, 1), frames[half].transpose(0, 1)])
+    decoded = predictor.predict_tensor(video)
+    assert streamed.windows == decoded.windows == [Window(0, 5), Window(4, 9), Window(8, 12)]
+    assert torch.equal(streamed.window_logits, decoded.window_logits)
+    assert torch.equal(streamed.frame_logits, decoded.frame_logits)
+
+
+def test_views_that_cannot_be_read_in_step_are_refused(make_video: MakeVideo) -> None:
     first, _ = make_video("a.mkv", num_frames=10, height=16, width=16)
     second, _ = make_video("b.mkv", num_frames=12, height=16, width=16)
-    with VideoReader(first) as a, VideoReader(second) as b, pytest.raises(ValueError, match="same number of frames"):
-        ChunkedPredictor(ColourModel(), chunk_infer_size=4).predict_readers([a, b])
+    wider, _ = make_video("c.mkv", num_frames=10, height=16, width=24)
+    predictor = ChunkedPredictor(ColourModel(), chunk_infer_size=4)
+    with VideoReader(first) as a, VideoReader(second) as b, VideoReader(wider) as c:
+        with pytest.raises(ValueError, match=r"same number of frames .*b\.mkv \(12\); pass view_frames="):
+            predictor.predict_readers([a, b])
+        with pytest.raises(ValueError, match=r"view_frames must be \(2, 10\), .* got \(2, 12\)"):
+            predictor.predict_readers([a, b], view_frames=np.zeros((2, 12), dtype=np.int64))
+        with pytest.raises(ValueError, match=r"views differ in size: .*a\.mkv \(16x16\), .*c\.mkv \(24x16\)"):
+            predictor.predict_readers([a, c])
+        resized = predictor.predict_readers([a, c], size=(8, 8))
+    assert resized.frame_logits.shape == (10, 3)
+
+
+def test_frame_times_count_from_the_first_frame(make_video: MakeVideo) -> None:
+    pts = 5.0 + torch.arange(6, dtype=torch.float64) / 10
+    path, _ = make_video("late.mp4", num_frames=6, height=16, width=16, codec="libx264", crf=None, pts_seconds=pts)
+    with VideoReader(path) as reader:
+        assert reader.pts_seconds[0] == pytest.approx(5.0)
+        prediction = ChunkedPredictor(ColourModel(), chunk_infer_size=4).predict_readers([reader])
+    assert prediction.pts_seconds is not None
+    assert prediction.pts_seconds.tolist() == pytest.approx((pts - 5.0).tolist(), abs=1e-4)
+    assert prediction.segments()[0].start_seconds == 0.0
 
 
 def test_autocast_follows_precision() -> None:
@@ -183,3 +239,18 @@ def test_real_cuda_oom_backs_off_and_matches_cpu() -> None:
     assert torch.cuda.memory_allocated() == before
     on_cpu = ChunkedPredictor(ColourModel(), chunk_infer_size=8).predict_tensor(video)
     assert torch.allclose(prediction.scores, on_cpu.scores, atol=1e-2)
+
+
+@pytest.mark.cuda
+def test_inputs_on_any_device_give_the_cpu_result() -> None:
+    video, keypoints = random_video(40), torch.rand(2, 40, 3, 2)
+    expected = ChunkedPredictor(ColourModel(), chunk_infer_size=16, chunk_overlap=4).predict_tensor(
+        video, keypoints=keypoints
+    )
+    on_gpu = ChunkedPredictor(ColourModel().cuda(), chunk_infer_size=16, chunk_overlap=4, video_batch_size=2)
+    on_cpu = ChunkedPredictor(ColourModel(), chunk_infer_size=16, chunk_overlap=4, video_batch_size=2)
+    # A validation batch already on the GPU, host frames bound for it, and GPU frames for a CPU model.
+    for predictor, device in ((on_gpu, "cuda"), (on_gpu, "cpu"), (on_cpu, "cuda")):
+        result = predictor.predict_tensor(video.to(device), keypoints=keypoints.to(device))
+        assert torch.allclose(result.scores, expected.scores, atol=1e-5)
+        assert torch.allclose(result.frame_logits, expected.frame_logits, atol=1e-5)

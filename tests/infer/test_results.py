@@ -96,6 +96,8 @@ def test_output_files_round_trip(tmp_path: Path) -> None:
         "chunk_aggregation": "mean",
         "num_windows": 2,
         "chunk_infer_size": 4,
+        "chunk_overlap": 1,
+        "precision": "32",
         "video_batch_size": 1,
         "oom_retries": 0,
     }

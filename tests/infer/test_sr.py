@@ -93,3 +93,17 @@ def test_bad_arguments_and_odd_sizes_are_refused(make_video: MakeVideo, tmp_path
     with pytest.raises(ValueError, match=r"out\.mp4: pix_fmt='yuv420p' .* must be even, got 45x36"):
         upscale_video(model, source, tmp_path / "out.mp4")
     assert not list(tmp_path.glob("*out*"))
+
+
+def test_output_frames_keep_the_input_times_from_its_first_frame(make_video: MakeVideo, tmp_path: Path) -> None:
+    pts = torch.tensor([5.0, 5.1, 5.15, 5.5, 5.6, 6.4, 6.5], dtype=torch.float64)  # variable rate, from 5 s
+    source, _ = make_video("vfr.mp4", num_frames=7, height=16, width=24, codec="libx264", crf=None, pts_seconds=pts)
+    result = upscale_video(_model(), source, tmp_path / "up.mp4", chunk_num_frames=4)
+    with VideoReader(result.path) as reader:
+        assert reader.pts_seconds.tolist() == pytest.approx((pts - 5.0).tolist(), abs=1e-4)
+
+
+def test_rgb_codec_writes_odd_sizes(make_video: MakeVideo, tmp_path: Path) -> None:
+    source, _ = make_video(num_frames=4, height=12, width=15)
+    result = upscale_video(_model(scale=3), source, tmp_path / "out.mp4", codec="libx264rgb")
+    assert (probe(result.path).width, probe(result.path).height, result.num_frames) == (45, 36, 4)

@@ -90,12 +90,12 @@ def test_aggregation_errors() -> None:
 def test_overlapping_frames_get_the_mean() -> None:
     windows = [Window(0, 4), Window(2, 6), Window(5, 7)]
     logits = [torch.ones(4, 2), torch.full((4, 2), 3.0), torch.full((2, 2), 8.0)]
-    merged = merge_frame_logits(windows, logits, 7)
+    merged = merge_frame_logits(windows, logits, num_frames=7)
     assert merged[:, 0].tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 5.5, 8.0]
 
 
 def test_merging_refuses_gaps_and_wrong_lengths() -> None:
     with pytest.raises(ValueError, match="frame 6 of 7 uncovered"):
-        merge_frame_logits([Window(0, 4), Window(2, 6)], [torch.ones(4, 2), torch.ones(4, 2)], 7)
+        merge_frame_logits([Window(0, 4), Window(2, 6)], [torch.ones(4, 2), torch.ones(4, 2)], num_frames=7)
     with pytest.raises(ValueError, match=r"window \[2, 6\) of a 6-frame video got 3 rows"):
-        merge_frame_logits([Window(0, 4), Window(2, 6)], [torch.ones(4, 2), torch.ones(3, 2)], 6)
+        merge_frame_logits([Window(0, 4), Window(2, 6)], [torch.ones(4, 2), torch.ones(3, 2)], num_frames=6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -13,7 +14,7 @@ import torch
 
 from tests.conftest import MakeVideo
 from vidfit.io import VideoDecodeError, VideoReader, probe
-from vidfit.io._decoders import PyAVSource
+from vidfit.io._pyav import PyAVSource
 
 
 def sequential_decode(path: Path) -> torch.Tensor:
@@ -28,6 +29,9 @@ STREAMS = {
     "lossless": {"codec": "libx264rgb"},
     "ffv1": {"codec": "ffv1"},
     "bframes_long_gop": {"name": "lossy.mp4", "codec": "libx264", "crf": 28, "gop": 40, "bframes": 3},
+    # MPEG-TS seeks by dts: given a B-frame stream's keyframe pts, it lands after the keyframe.
+    "bframes_ts": {"name": "lossy.ts", "codec": "libx264", "crf": 28, "gop": 20, "bframes": 3},
+    "bframes_m2ts": {"name": "lossy.m2ts", "codec": "libx264", "crf": 28, "gop": 20, "bframes": 3},
     "odd_size": {"height": 31, "width": 45, "codec": "libx264rgb"},
     # swscale's planar-RGB path is wrong at widths that are not a multiple of 16; rgb24 is right.
     "narrow_yuv420p": {"name": "narrow.mp4", "height": 16, "width": 24, "codec": "libx264", "crf": 20},
@@ -59,6 +63,25 @@ def test_all_access_paths_equal_sequential_decode(stream: tuple[Path, torch.Tens
             assert torch.equal(chunk.data, reference[chunk.start_frame : chunk.stop_frame])
 
 
+def test_frames_played_in_range_are_those_on_screen(stream: tuple[Path, torch.Tensor]) -> None:
+    path, reference = stream
+    with VideoReader(path) as reader:
+        pts = reader.pts_seconds
+        end = reader.metadata.begin_seconds + reader.metadata.duration_seconds
+        shown_until = [*pts[1:], end]
+        start, stop = (pts[10] + pts[11]) / 2, pts[40]
+        expected = [i for i in range(len(reader)) if pts[i] < stop and shown_until[i] > start]
+        played = reader.get_frames_played_in_range(start, stop)
+        assert played.frame_indices.tolist() == expected == list(range(10, 40))
+        assert torch.equal(played.data, reference[10:40])
+        for instant in (pts[0], start, pts[5], end):
+            assert len(reader.get_frames_played_in_range(instant, instant)) == 0
+        assert reader.get_frames_played_in_range(pts[-1], end).frame_indices.tolist() == [len(reader) - 1]
+        for outside in ((pts[0] - 0.01, pts[3]), (pts[3], end + 0.01), (pts[4], pts[3])):
+            with pytest.raises(IndexError, match=r"<= start_seconds <= stop_seconds <="):
+                reader.get_frames_played_in_range(*outside)
+
+
 def test_lossless_frames_equal_what_was_written(make_video: MakeVideo) -> None:
     path, frames = make_video(num_frames=30)
     with VideoReader(path) as reader:
@@ -85,8 +108,11 @@ def test_iter_chunks_without_fresh_tail_yields_no_duplicate(make_video: MakeVide
     assert [(c.start_frame, c.stop_frame) for c in chunks] == [(0, 16), (12, 28)]
 
 
-def test_mid_file_range_decodes_at_most_two_gops(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
-    path, _ = make_video(num_frames=120, gop=10, codec="libx264", crf=30, name="gop.mp4")
+@pytest.mark.parametrize("name", ["gop.mp4", "gop.ts"])
+def test_mid_file_range_decodes_at_most_two_gops(
+    name: str, make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = make_video(num_frames=120, gop=10, codec="libx264", crf=30, bframes=3, name=name)
     decoded: list[int] = []
     original = PyAVSource._decode_from
 
@@ -158,6 +184,49 @@ def test_errors_name_the_problem(tmp_path: Path, make_video: MakeVideo) -> None:
         VideoReader(path, backend="gpu")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.get_frames(0, 4, step=1.5), r"step=1\.5 must be an int"),
+        (lambda r: r.get_frames(2.5, 6), r"start=2\.5 must be an int"),
+        (lambda r: r.get_frames(0, True), r"stop=True must be an int"),
+        (lambda r: r.get_frames(0, 2, size=(10.5, 4)), r"size=\(10\.5, 4\)"),
+        (lambda r: r.get_frames(0, 2, size=(4,)), r"size=\(4,\)"),
+        (lambda r: r.get_frames(0, 2, size=5), r"size=5 must be \(height, width\)"),
+        (lambda r: r.get_frames(0, 2, size=(True, 4)), r"size=\(True, 4\)"),
+        (lambda r: r.get_frames_at([1.9, 2.7]), r"video\.mkv: frame indices must be integers, got dtype float64"),
+        (lambda r: next(r.iter_chunks(chunk_num_frames=4.0)), r"chunk_num_frames=4\.0 must be an int"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused(
+    call: Callable[[VideoReader], object], message: str, make_video: MakeVideo
+) -> None:
+    path, _ = make_video(num_frames=10)
+    with VideoReader(path) as reader, pytest.raises(ValueError, match=message):
+        call(reader)
+
+
+def test_out_of_range_indices_are_named_briefly(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=10)
+    with VideoReader(path) as reader, pytest.raises(IndexError) as caught:
+        reader.get_frames_at(list(range(-3, 100_000)))
+    assert str(caught.value).endswith(
+        "frame indices must lie in [0, 10); 99993 do not, the first: [-3, -2, -1, 10, 11]"
+    )
+
+
+def test_reading_after_close_names_the_reader(make_video: MakeVideo) -> None:
+    path, _ = make_video(num_frames=10)
+    reader = VideoReader(path)
+    chunks = reader.iter_chunks(chunk_num_frames=4)
+    reader.close()
+    reader.close()
+    with pytest.raises(ValueError, match=r"reader for .*video\.mkv is closed"):
+        reader.get_frames(0, 2)
+    with pytest.raises(ValueError, match="is closed"):
+        next(chunks)
+
+
 def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     with av.open(str(path), mode="w") as container:
@@ -169,6 +238,44 @@ def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
         container.mux(stream.encode(None))
     with pytest.raises(VideoDecodeError, match=r"tone\.wav: has no video stream"):
         VideoReader(path)
+
+
+def test_lossy_stream_breaking_midway_names_the_frame(make_video: MakeVideo) -> None:
+    path, _ = make_video(name="lossy.mp4", num_frames=60, height=64, width=64, codec="libx264", crf=23, gop=10)
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    middle = len(data) // 2
+    data[middle : middle + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    # The bad bytes sit mid-file, so the frame reached is neither the first nor past the end.
+    with (
+        VideoReader(path) as reader,
+        pytest.raises(VideoDecodeError, match=r"lossy\.mp4: the stream breaks at frame ([1-9]|[1-5]\d): "),
+    ):
+        reader.get_frames(0, len(reader))
+
+
+def test_avi_with_b_frames_fails_loudly_instead_of_returning_wrong_frames(make_video: MakeVideo) -> None:
+    # AVI stamps packets in decode order, so the stamps of B-frames are not their presentation times.
+    path, _ = make_video(name="clip.avi", num_frames=30, height=32, width=32, codec="libx264", crf=23, bframes=3)
+    with VideoReader(path) as reader:
+        for read in (lambda: reader.get_frames(0, len(reader)), lambda: reader.get_frames_at([4, 12])):
+            with pytest.raises(VideoDecodeError, match=r"clip\.avi: the stream breaks at frame \d+: .*decode order"):
+                read()
+
+
+def test_raw_stream_without_timestamps_is_counted_from_the_start(make_video: MakeVideo) -> None:
+    path, _ = make_video(name="clip.h264", num_frames=40, height=32, width=32, codec="libx264", crf=23, bframes=3)
+    reference = sequential_decode(path)
+    with pytest.warns(UserWarning, match=r"clip\.h264: its packets carry no timestamps"):
+        reader = VideoReader(path)
+    with reader:
+        # The made-up stamps run at the rate the demuxer declares (FFmpeg's default for raw H.264).
+        assert len(reader) == 40 and np.allclose(np.diff(reader.pts_seconds), 1 / reader.metadata.fps)
+        assert torch.equal(reader.get_frames(25, 30).data, reference[25:30])
+        assert torch.equal(reader.get_frames_at([3, 3, 39]).data, reference[[3, 3, 39]])
+        chunks = list(reader.iter_chunks(chunk_num_frames=16, overlap_num_frames=4))
+    assert all(torch.equal(c.data, reference[c.start_frame : c.stop_frame]) for c in chunks)
 
 
 def test_stream_breaking_midway_names_the_frame(make_video: MakeVideo) -> None:
@@ -186,6 +293,22 @@ def test_nvdec_without_cuda_falls_back_with_a_warning(make_video: MakeVideo) -> 
         pytest.skip("CUDA present: nvdec is used, not the fallback")
     path, frames = make_video(num_frames=8)
     with pytest.warns(UserWarning, match="backend='nvdec' unavailable"), VideoReader(path, backend="nvdec") as reader:
+        assert torch.equal(reader.get_frames(0, 8).data, frames)
+        assert reader.backend == "pyav"
+
+
+def test_nvdec_decoder_failing_to_open_falls_back_with_a_warning(
+    make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if torch.cuda.is_available() or "h264_cuvid" not in av.codecs_available:
+        pytest.skip("needs an FFmpeg with h264_cuvid and no GPU, so that opening it fails")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    path, frames = make_video(num_frames=8)
+    with (
+        pytest.warns(UserWarning, match=r"backend='nvdec' unavailable \(h264_cuvid failed to open: "),
+        VideoReader(path, backend="nvdec") as reader,
+    ):
+        assert reader.backend == "pyav"
         assert torch.equal(reader.get_frames(0, 8).data, frames)
 
 

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vidfit.memory import estimate_step_memory
+from vidfit.memory import UnestimableModelError, estimate_step_memory
+from vidfit.models import BACKBONES, build_classifier
 
 F32, BF16 = 4, 2
 
@@ -45,7 +46,8 @@ def test_mlp_fp32_by_hand() -> None:
     assert est.activations_bytes == (2 * 8 + 2 * 16) * F32
     assert est.transient_bytes == 2 * 16 * F32  # the hidden layer; the weight transpose is a view
     assert est.total_bytes == 4 * params + est.activations_bytes + est.transient_bytes
-    assert "estimate" in est.note
+    assert "estimate, not a measurement" in est.note and "upper bound" not in est.note
+    assert "fragmentation" in est.note and "cuDNN" in est.note and "OOM guard" in est.note
 
 
 def test_sgd_keeps_one_copy_and_frozen_parameters_have_no_gradient() -> None:
@@ -139,3 +141,44 @@ class _Argmax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, object]:
         return {"classes": self.linear(x).argmax(dim=1), "names": ["a", "b"]}
+
+
+# Two clips of (T, H, W) each backbone accepts; the transformers and S3D run thousands of fake ops.
+_CLIPS = {
+    "tiny": (2, 16, 16),
+    "r3d_18": (2, 32, 32),
+    "mc3_18": (2, 32, 32),
+    "r2plus1d_18": (2, 32, 32),
+    "s3d": (8, 17, 17),
+    "swin3d_t": (2, 32, 32),
+    "mvit_v2_s": (16, 224, 224),
+}
+_SLOW = {"s3d", "swin3d_t", "mvit_v2_s"}
+
+
+def test_every_backbone_has_an_estimate_test() -> None:
+    assert set(_CLIPS) == set(BACKBONES)
+
+
+@pytest.mark.parametrize(
+    "backbone", [pytest.param(name, marks=[pytest.mark.slow] if name in _SLOW else []) for name in _CLIPS]
+)
+def test_every_backbone_is_estimated(backbone: str) -> None:
+    # swin3d_t and mvit_v2_s draw their relative position tables with trunc_normal_, which reads values.
+    est = estimate_step_memory(
+        lambda: build_classifier(backbone=backbone, num_classes=3, views=("front",)),
+        lambda: {"video": torch.randint(0, 256, (2, 1, 3, *_CLIPS[backbone]), dtype=torch.uint8)},
+        precision="bf16-mixed",
+        loss_fn=lambda output: output.logits.float().sum(),
+    )
+    assert est.total_bytes > est.parameters_bytes > 0
+    assert est.activations_bytes > 0
+
+
+def test_a_forward_pass_that_reads_values_cannot_be_estimated() -> None:
+    class Gated(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) if x.sum() > 0 else x[:, :4]
+
+    with pytest.raises(UnestimableModelError, match=r"Gated cannot be estimated on fake tensors.*on a GPU instead"):
+        estimate_step_memory(lambda: Gated(8, 4), lambda: torch.randn(2, 8))

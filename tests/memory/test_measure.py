@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidfit.memory import largest_fitting_batch, measure_step
+from vidfit.memory import check_budget, largest_fitting_batch, measure_step
 
 
 def _model() -> nn.Module:
@@ -79,6 +79,27 @@ def test_cuda_cap_turns_a_large_step_into_oom() -> None:
     )
     assert capped.oom
     assert torch.cuda.get_per_process_memory_fraction() == 1.0
+
+
+def test_a_budget_above_the_device_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 8 * 2**30))
+    check_budget(8 * 2**30, device="cuda:0", label="budget '8GiB'")
+    with pytest.raises(ValueError, match=r"budget '9GiB' \(9\.00 GiB\) is above the total memory of cuda:0, 8\.00 GiB"):
+        check_budget(9 * 2**30, device="cuda:0", label="budget '9GiB'")
+
+
+@pytest.mark.cuda
+def test_cuda_cap_above_the_device_is_refused() -> None:
+    total = torch.cuda.mem_get_info()[1]
+    with pytest.raises(ValueError, match=r"memory_cap_bytes=\d+ .* is above the total memory of cuda"):
+        measure_step(
+            _model(),
+            lambda: torch.zeros(1, 16),
+            device="cuda",
+            precision="32",
+            optimizer="sgd",
+            memory_cap_bytes=total + 1,
+        )
 
 
 class _Fake:

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -63,28 +65,53 @@ def test_recommend_estimates_by_work_then_no_checkpointing_then_peak() -> None:
 
 
 def test_render_table() -> None:
-    rows = [_row(40, 12, 10, clips_per_second=150.0, measured=True), _row(60, 12, None, measured=True)]
-    lines = render_table(rows, BUDGET).splitlines()
-    assert lines[0] == "budget: 16.00 GiB"
+    rows = [
+        _row(40, 12, 10, clips_per_second=150.0, measured=True),
+        _row(60, 12, None, measured=True, advice="lower data.batch_size (12)"),
+    ]
+    lines = render_table(rows, budget_bytes=BUDGET, image_size=(160, 210)).splitlines()
+    assert lines[0] == "budget: 16.00 GiB; clips of num_frames x 160x210 (T x H x W)"
     assert lines[2] == "| num_frames | batch_size | precision | checkpointing | memory | clips/s | verdict |"
     assert lines[4] == "| 40 | 12 | 16-mixed | off | 10.00 GiB (62%) | 150.0 | safe * |"
     assert lines[5] == "| 60 | 12 | 16-mixed | off | OOM | - | oom |"
-    assert "est." in render_table([_row(30, 8, 6)], BUDGET)
+    assert lines[7:] == [
+        "Over the budget, what to change:",
+        "- 60 frames x 12, 16-mixed, checkpointing off: lower data.batch_size (12)",
+    ]
+    assert "est." in render_table([_row(30, 8, 6)], budget_bytes=BUDGET, image_size=(112, 112))
+
+
+def _write(rows: list[PlanRow], folder: Path) -> tuple[Path, Path]:
+    json_path, png_path = folder / "plan.json", folder / "plan.png"
+    write_plan(rows, budget_bytes=BUDGET, image_size=(160, 210), json_path=json_path, png_path=png_path)
+    return json_path, png_path
 
 
 def test_write_plan(tmp_path: Path) -> None:
-    rows = [_row(40, 12, 10), _row(60, 12, 15), _row(60, 16, None, measured=True)]
-    json_path, png_path = tmp_path / "plan" / "plan.json", tmp_path / "plan" / "plan.png"
-    write_plan(rows, BUDGET, json_path, png_path)
+    rows = [_row(40, 12, 10), _row(60, 12, 15), _row(60, 16, None, measured=True, advice="lower data.num_frames (60)")]
+    json_path, png_path = _write(rows, tmp_path / "plan")
     document = json.loads(json_path.read_text())
     assert document["budget_bytes"] == BUDGET and document["recommended"] == 0
+    assert document["image_size"] == [160, 210]
     assert [r["verdict"] for r in document["rows"]] == ["safe", "tight", "oom"]
+    assert [r["advice"] for r in document["rows"]] == [None, None, "lower data.num_frames (60)"]
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in json_path.parent.iterdir()) == ["plan.json", "plan.png"]
 
 
-def test_write_plan_leaves_no_file_when_drawing_fails(tmp_path: Path) -> None:
-    bad = _row(40, 12, 10, verdict="unknown")
+def test_write_plan_files_get_the_umask_permissions(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        json_path, png_path = _write([_row(40, 12, 10)], tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(json_path.stat().st_mode) == stat.S_IMODE(png_path.stat().st_mode) == 0o644
+
+
+def test_a_failed_chart_leaves_the_earlier_plan_alone(tmp_path: Path) -> None:
+    json_path, png_path = _write([_row(40, 12, 10)], tmp_path)
+    before = json_path.read_text(), png_path.read_bytes()
     with pytest.raises(KeyError):
-        write_plan([bad], BUDGET, tmp_path / "plan.json", tmp_path / "plan.png")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+        _write([_row(40, 12, 10, verdict="unknown")], tmp_path)
+    assert (json_path.read_text(), png_path.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json", "plan.png"]

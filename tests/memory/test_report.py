@@ -19,7 +19,6 @@ from vidfit.memory import MemoryReport, format_bytes, memory_report, parse_bytes
         ("3 KiB", 3072),
         ("1TiB", 2**40),
         ("1 tb", 10**12),
-        ("42", 42),
         ("42 B", 42),
         (".5 MiB", 2**19),
         (1024, 1024),
@@ -33,6 +32,13 @@ def test_parse_bytes(text: str | int, expected: int) -> None:
 def test_parse_bytes_rejects_with_accepted_forms(bad: str) -> None:
     with pytest.raises(ValueError, match=rf"memory size '{bad}' is not .*KiB, MiB, GiB"):
         parse_bytes(bad)
+
+
+@pytest.mark.parametrize("bare", ["16", " 7.5 "])
+def test_parse_bytes_asks_for_a_unit(bare: str) -> None:
+    number = bare.strip()
+    with pytest.raises(ValueError, match=rf"budget '{bare}' has no unit: write e.g. '{number}GiB', '{number}GB'"):
+        parse_bytes(bare, name="budget")
 
 
 def test_parse_bytes_rejects_negative_int_and_bool() -> None:

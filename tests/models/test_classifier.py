@@ -121,6 +121,20 @@ def test_tiny_model_learns_a_colour_task() -> None:
     assert losses[-1] < 0.25 * losses[0]
 
 
+def test_torchvision_backbone_takes_a_training_step() -> None:
+    torch.manual_seed(0)
+    model = build_classifier(backbone="r3d_18", num_classes=3).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    output = model(_video(batch=2, views=1, frames=8, size=32))
+    loss = nn.functional.cross_entropy(output.logits, torch.tensor([0, 2]))
+    loss = loss + nn.functional.cross_entropy(output.frame_logits.flatten(0, 1), torch.zeros(16, dtype=torch.long))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and output.frame_logits.shape == (2, 8, 3)
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
 def test_spec_records_the_arguments_and_rebuilds_the_model() -> None:
     model = _build(view_fusion="early", input_type="rgb_kpt", dropout=0.1)
     assert model.spec == ClassifierSpec(

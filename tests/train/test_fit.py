@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import csv
+import logging
 import signal
+import types
+import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
 import torch
 
 from tests.conftest import tiny_overrides
-from vidfit.train import ConfigError, MemoryMonitor, check_checkpoint, fit, load_config, validate
+from vidfit.train import (
+    ConfigError,
+    MemoryMonitor,
+    VideoClassificationModule,
+    check_checkpoint,
+    config_from_dict,
+    fit,
+    load_config,
+    load_module,
+    read_hyperparameters,
+    validate,
+)
 
 
 @pytest.mark.parametrize(
-    ("input_type", "fusion"), [("rgb", "late"), ("rgb", "early"), ("kpt", "late"), ("rgb_kpt", "early")]
+    ("input_type", "fusion"),
+    [("rgb", "late"), ("rgb", "early"), ("kpt", "late"), ("kpt", "early"), ("rgb_kpt", "early"), ("rgb_kpt", "late")],
 )
 def test_each_input_type_and_fusion_trains(tiny_manifest: Path, tmp_path: Path, input_type: str, fusion: str) -> None:
     extra = [f"model.input_type={input_type}", f"model.view_fusion={fusion}", "train.chunk_infer_size=8"]
@@ -27,10 +43,13 @@ def test_each_input_type_and_fusion_trains(tiny_manifest: Path, tmp_path: Path, 
     assert {"train/loss", "train/acc", "train/frame_acc", "val/acc", "val/frame_acc", "val/loss"} <= set(result.metrics)
 
 
-def test_monitors_log_their_figures(tiny_manifest: Path, tmp_path: Path) -> None:
-    result = fit(
-        load_config(None, tiny_overrides(tiny_manifest, tmp_path, "trainer.max_steps=8", "trainer.max_epochs=4"))
-    )
+def test_monitors_log_their_figures(tiny_manifest: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        result = fit(
+            load_config(None, tiny_overrides(tiny_manifest, tmp_path, "trainer.max_steps=8", "trainer.max_epochs=4"))
+        )
+    box = next(record.getMessage() for record in caplog.records if "Memory use" in record.getMessage())
+    assert box.startswith("╔") and box.endswith("╝") and "Process RSS:" in box
     columns = set(next(csv.DictReader((result.run_dir / "metrics.csv").open())).keys())
     assert {"memory/process_rss_gib", "perf/clips_per_second", "perf/data_fraction"} <= columns
     with pytest.raises(ValueError, match="every_n_steps=0"):
@@ -71,8 +90,12 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tiny_manifest: Path, tmp_path: Path
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path)))
-    assert list(tmp_path.glob("vidfit/version_0/checkpoints/interrupted.ckpt"))
+    interrupted = tmp_path / "vidfit/version_0/checkpoints/interrupted.ckpt"
+    assert interrupted.is_file()
     assert signal.getsignal(signal.SIGINT) is handler
+    monkeypatch.undo()
+    resumed = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path)), resume_from=interrupted)
+    assert torch.load(resumed.last_checkpoint, weights_only=True)["global_step"] == 2
 
 
 def _add_callback(trainer: L.Trainer, callback: L.Callback) -> L.Trainer:
@@ -88,8 +111,110 @@ def test_checkpoint_of_another_model_or_label_set_is_refused(
         validate(config, checkpoint=tiny_checkpoint)
     matching = load_config(None, tiny_overrides(tiny_manifest, tmp_path))
     with pytest.raises(ConfigError, match=r"trained on labels \['idle', 'left', 'right', 'jump'\]"):
-        check_checkpoint(tiny_checkpoint, matching, ["idle", "left"])
+        check_checkpoint(tiny_checkpoint, config=matching, label_names=["idle", "left"], views=["front"])
     assert set(validate(matching, checkpoint=tiny_checkpoint)) >= {"val/acc", "val/frame_acc"}
+
+
+def test_samples_longer_than_chunk_infer_size_are_validated_window_by_window(
+    tiny_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidfit.infer import ChunkedPredictor
+
+    windows: list[list[tuple[int, int]]] = []
+    predict_tensor = ChunkedPredictor.predict_tensor
+
+    def spy(self: ChunkedPredictor, video: torch.Tensor, **kwargs: Any) -> Any:
+        prediction = predict_tensor(self, video, **kwargs)
+        windows.append([(w.start, w.stop) for w in prediction.windows])
+        return prediction
+
+    monkeypatch.setattr(ChunkedPredictor, "predict_tensor", spy)
+    extra = ("train.chunk_infer_size=8", "train.chunk_overlap=2")
+    result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
+    # Every validation sample is one whole 16-frame video: windows of 8 frames overlapping by 2.
+    assert windows and all(w == [(0, 8), (6, 14), (12, 16)] for w in windows)
+    assert {"val/acc", "val/frame_acc", "val/loss"} <= set(result.metrics)
+
+
+def test_last_checkpoint_is_the_end_of_every_epoch_and_of_training(tiny_manifest: Path, tmp_path: Path) -> None:
+    # Validation accuracy need not improve after the first epoch; last.ckpt must follow anyway.
+    for max_steps, (epoch, step) in ((-1, (2, 6)), (3, (1, 3))):
+        extra = (f"trainer.max_steps={max_steps}", "trainer.max_epochs=3", f"experiment.name=steps{max_steps}")
+        result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
+        assert result.last_checkpoint == result.run_dir / "checkpoints" / "last.ckpt"
+        state = torch.load(result.last_checkpoint, weights_only=True)
+        assert (state["epoch"], state["global_step"]) == (epoch, step)
+
+
+def test_loading_a_checkpoint_does_not_read_the_pretrained_weights(tiny_manifest: Path, tmp_path: Path) -> None:
+    from vidfit.models import build_backbone
+
+    weights = tmp_path / "tiny.pt"
+    torch.save(build_backbone(name="tiny").net.state_dict(), weights)
+    config = load_config(None, tiny_overrides(tiny_manifest, tmp_path, f"model.pretrained_path={weights}"))
+    result = fit(config)
+    weights.unlink()
+    assert load_module(result.last_checkpoint).config.model.pretrained_path == str(weights)
+    assert set(validate(config, checkpoint=result.last_checkpoint)) >= {"val/acc"}
+    resumed = fit(config, resume_from=result.last_checkpoint)
+    assert resumed.run_dir == result.run_dir
+
+
+def test_checkpoint_views_and_task_are_checked(tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    config = load_config(None, tiny_overrides(tiny_manifest, tmp_path))
+    labels = read_hyperparameters(tiny_checkpoint)["label_names"]
+    views = read_hyperparameters(tiny_checkpoint)["views"]
+    with pytest.raises(ConfigError, match=rf"trained on views \[{views[0]!r}, {views[1]!r}\] \(in this order\), but"):
+        check_checkpoint(tiny_checkpoint, config=config, label_names=labels, views=views[::-1])
+    sr = tmp_path / "sr.ckpt"
+    torch.save({"hyper_parameters": {"config": {"experiment": {"task": "super_resolution"}}}}, sr)
+    with pytest.raises(ConfigError, match=r"experiment\.task 'super_resolution', but the config's .* is 'action'"):
+        check_checkpoint(sr, config=config, label_names=labels, views=views)
+    # Neither changes the weights: a checkpoint trained without them is the same model.
+    extra = ("model.dropout=0.2", "model.activation_checkpointing=true")
+    free = load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra))
+    check_checkpoint(tiny_checkpoint, config=free, label_names=labels, views=views)
+
+
+def test_auto_batch_runs_evaluate_and_save_the_chosen_batch(tiny_manifest: Path, tmp_path: Path) -> None:
+    auto = ("data.batch_size=auto", "train.memory_budget=8GiB", "train.effective_batch_size=2")
+    config = load_config(None, tiny_overrides(tiny_manifest, tmp_path, *auto))
+    result = fit(config)
+    saved = load_config(result.run_dir / "config.yaml")
+    assert (saved.data.batch_size, saved.train.accumulate_grad_batches) == (2, 1)
+    for evaluated in (config, saved):
+        assert set(validate(evaluated, checkpoint=result.last_checkpoint)) >= {"val/acc"}
+
+
+def test_throughput_warning_names_the_fixes_that_apply_and_leaves_out_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vidfit.train import ThroughputMonitor, _callbacks
+
+    clock = [0.0]
+    monkeypatch.setattr(_callbacks, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monitor = ThroughputMonitor(num_workers=0, decode_backend="pyav", every_n_steps=2, warmup_steps=0)
+    trainer, module, batch = L.Trainer(logger=False), L.LightningModule(), {"video": torch.zeros(2, 1)}
+
+    def step(data_seconds: float) -> None:
+        clock[0] += data_seconds
+        monitor.on_train_batch_start(trainer, module, batch, 0)
+        clock[0] += 0.1
+        monitor.on_train_batch_end(trainer, module, None, batch, 0)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.on_train_epoch_start(trainer, module)
+        step(0.01)
+        clock[0] += 5.0  # a validation in the middle of the epoch
+        monitor.on_validation_end(trainer, module)
+        step(0.01)
+        step(0.01)
+    assert not [w for w in caught if "waiting for data" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"raise data\.num_workers=0 \(there are \d+ CPUs\); transcode") as slow:
+        step(0.5)
+        step(0.5)
+    assert "nvdec" not in str(next(w for w in slow if "waiting for data" in str(w.message)).message)
 
 
 class _LayoutProbe(L.Callback):
@@ -117,3 +242,19 @@ def test_cuda_training_runs_in_mixed_precision_and_channels_last_3d(
     result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
     assert probe.channels_last and all(probe.channels_last)
     assert torch.isfinite(torch.tensor(result.metrics["train/loss"])) and result.last_checkpoint is not None
+
+
+def test_evaluation_pads_a_short_tail_window_to_what_the_backbone_takes() -> None:
+    settings = {
+        "model": {"backbone": "s3d"},
+        "data": {"manifest": "unused.yaml", "num_frames": 8, "image_size": [32, 32]},
+        "train": {"chunk_infer_size": 12},
+    }
+    config = config_from_dict(settings, source="test")
+    module = VideoClassificationModule(config=config.to_dict(), label_names=["a", "b"], views=["front"]).eval()
+    predictor = module.chunked_predictor(device=torch.device("cpu"))
+    assert predictor.min_window_frames == 8  # s3d refuses fewer frames
+    video = torch.randint(0, 256, (1, 3, 16, 32, 32), dtype=torch.uint8)
+    prediction = predictor.predict_tensor(video)  # windows of 12 and 4 frames; the 4 run as 8
+    assert [(w.start, w.stop) for w in prediction.windows] == [(0, 12), (12, 16)]
+    assert prediction.frame_logits.shape == (16, 2)

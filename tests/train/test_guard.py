@@ -14,6 +14,8 @@ from vidfit.models import VideoClassifier
 from vidfit.train import OomGuard, fit, load_config, load_module
 from vidfit.train import _run as run_module
 
+ADVICE = "set model.activation_checkpointing: true"
+
 
 def _linear_batch() -> tuple[nn.Linear, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
@@ -40,7 +42,7 @@ def test_an_oom_redoes_the_batch_split_and_keeps_earlier_gradients() -> None:
     earlier = [torch.full_like(p, 0.5) for p in model.parameters()]
     for p, grad in zip(model.parameters(), earlier, strict=True):
         p.grad = grad.clone()
-    guard, calls = OomGuard(list(model.parameters())), []
+    guard, calls = OomGuard(list(model.parameters()), advice=ADVICE), []
     with pytest.warns(UserWarning, match="redoing the batch of 8 as 4 micro-batches"):
         result = guard.run(batch, batch_size=8, compute=_compute(model, 2, calls), backward=torch.Tensor.backward)
     assert calls == [8, 4, 2, 2, 2, 2] and result.outputs == [2, 2, 2, 2]
@@ -55,7 +57,7 @@ def test_an_oom_redoes_the_batch_split_and_keeps_earlier_gradients() -> None:
 
 def test_other_errors_pass_through_and_a_lone_clip_that_does_not_fit_says_what_to_change() -> None:
     model, batch = _linear_batch()
-    guard = OomGuard(list(model.parameters()))
+    guard = OomGuard(list(model.parameters()), advice=ADVICE)
 
     def broken(part: dict[str, torch.Tensor]) -> tuple[torch.Tensor, None]:
         model(part["x"]).sum().backward()
@@ -64,10 +66,13 @@ def test_other_errors_pass_through_and_a_lone_clip_that_does_not_fit_says_what_t
     with pytest.raises(ValueError, match="bad input"):
         guard.run(batch, batch_size=8, compute=broken, backward=torch.Tensor.backward)
     assert all(p.grad is None for p in model.parameters())
-    with pytest.warns(UserWarning), pytest.raises(torch.OutOfMemoryError, match=r"model\.activation_checkpointing"):
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(torch.OutOfMemoryError, match=r"even alone: set model\.activation_checkpointing: true"),
+    ):
         guard.run(batch, batch_size=8, compute=_compute(model, 0, []), backward=torch.Tensor.backward)
     with pytest.raises(ValueError, match="num_micro_batches=0"):
-        OomGuard([], num_micro_batches=0)
+        OomGuard([], advice=ADVICE, num_micro_batches=0)
 
 
 def test_a_synchronized_batch_adds_to_earlier_gradients_and_cannot_be_redone() -> None:
@@ -82,7 +87,7 @@ def test_a_synchronized_batch_adds_to_earlier_gradients_and_cannot_be_redone() -
         loss.backward()
         seen.append(next(model.parameters()).grad.clone())  # type: ignore[union-attr]
 
-    guard = OomGuard(list(model.parameters()))
+    guard = OomGuard(list(model.parameters()), advice=ADVICE)
     guard.run(batch, batch_size=8, compute=_compute(model, 8, []), backward=backward, synchronized=True)
     assert torch.allclose(seen[-1], 0.5 + whole, atol=1e-6)
     with pytest.raises(torch.OutOfMemoryError, match="all-reduced across ranks, which cannot be redone"):
@@ -92,7 +97,7 @@ def test_a_synchronized_batch_adds_to_earlier_gradients_and_cannot_be_redone() -
 
 def test_a_batch_smaller_than_the_kept_split_runs_clip_by_clip() -> None:
     model, batch = _linear_batch()
-    guard, calls = OomGuard(list(model.parameters()), num_micro_batches=4), []
+    guard, calls = OomGuard(list(model.parameters()), advice=ADVICE, num_micro_batches=4), []
     small = {key: value[:3] for key, value in batch.items()}
     result = guard.run(small, batch_size=3, compute=_compute(model, 2, calls), backward=torch.Tensor.backward)
     assert calls == [1, 1, 1] and result.num_micro_batches == 3

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vidfit.data._manifest import VideoEntry
+from vidfit.io import write_text_atomic
 
 _CACHE_VERSION = 1
 
 
-def cache_key(labels: tuple[str, ...], entries: list[VideoEntry], parameters: dict[str, Any]) -> str:
+def cache_key(*, labels: tuple[str, ...], entries: list[VideoEntry], parameters: dict[str, Any]) -> str:
     """A digest that changes when an entry, a file's size or mtime_ns, or a parameter changes.
 
     Keypoint folders contribute their own mtime, which changes when files are added or removed.
@@ -53,9 +53,4 @@ def read_cache(cache_dir: Path, key: str) -> dict[str, Any] | None:
 
 def write_cache(cache_dir: Path, key: str, document: dict[str, Any]) -> Path:
     """Stores `document` under `key` through a temp file, so readers never see half a file."""
-    target = cache_file(cache_dir, key)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps({**document, "key": key}), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_text_atomic(cache_file(cache_dir, key), json.dumps({**document, "key": key}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -14,8 +14,8 @@ from vidfit.data._cache import cache_key, read_cache, write_cache
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._keypoints import KeypointSource
 from vidfit.data._manifest import Manifest, VideoEntry
-from vidfit.data._validate import check_video
-from vidfit.io import VideoMetadata
+from vidfit.data._validate import Requirements, check_video
+from vidfit.io import VideoMetadata, write_text_atomic
 
 Tail = Literal["keep", "merge", "drop"]
 OnError = Literal["raise", "skip"]
@@ -105,7 +105,7 @@ def chunk_spans(
         tail: ``"keep"``, ``"merge"`` or ``"drop"``.
         min_tail_frames: Last chunks shorter than this are tails, in ``[1, max_video_frames]``.
     """
-    _check_chunking(max_video_frames, chunk_overlap_frames, tail, min_tail_frames)
+    _check_chunking(max_frames=max_video_frames, overlap=chunk_overlap_frames, tail=tail, min_tail=min_tail_frames)
     if max_video_frames is None or num_frames <= max_video_frames:
         return [range(0, num_frames)]
     stride = max_video_frames - chunk_overlap_frames
@@ -122,7 +122,7 @@ def chunk_spans(
     return spans
 
 
-def _check_chunking(max_frames: int | None, overlap: int, tail: str, min_tail: int | None) -> None:
+def _check_chunking(*, max_frames: int | None, overlap: int, tail: str, min_tail: int | None) -> None:
     if tail not in TAILS:
         raise ValueError(f"tail={tail!r} is not one of {', '.join(map(repr, TAILS))}")
     if max_frames is not None and max_frames < 1:
@@ -134,6 +134,29 @@ def _check_chunking(max_frames: int | None, overlap: int, tail: str, min_tail: i
         raise ValueError(f"min_tail_frames={min_tail!r} must be in [1, max_video_frames={max_frames!r}]")
 
 
+@dataclass(frozen=True)
+class _Parameters:
+    """The settings that shape an index, validated on creation; they are part of the cache key."""
+
+    max_video_frames: int | None
+    chunk_overlap_frames: int
+    tail: Tail
+    min_tail_frames: int | None
+    sync_tolerance_seconds: float
+    views: tuple[str, ...] | None
+    same_frame_size: bool
+
+    def __post_init__(self) -> None:
+        _check_chunking(
+            max_frames=self.max_video_frames,
+            overlap=self.chunk_overlap_frames,
+            tail=self.tail,
+            min_tail=self.min_tail_frames,
+        )
+        if self.sync_tolerance_seconds < 0:
+            raise ValueError(f"sync_tolerance_seconds={self.sync_tolerance_seconds!r} must be >= 0")
+
+
 def build_chunk_index(
     manifest: Manifest,
     *,
@@ -143,6 +166,8 @@ def build_chunk_index(
     tail: Tail = "keep",
     min_tail_frames: int | None = None,
     sync_tolerance_seconds: float = 0.1,
+    views: Sequence[str] | None = None,
+    same_frame_size: bool = False,
     on_error: OnError = "raise",
     cache_dir: str | os.PathLike[str] | None = None,
     report_path: str | os.PathLike[str] | None = None,
@@ -152,50 +177,56 @@ def build_chunk_index(
     Args:
         manifest: The dataset.
         split: Only videos of this split; all videos when None.
-        max_video_frames: Chunk length in reference-view frames; None keeps whole videos.
-        chunk_overlap_frames: Frames shared by consecutive chunks.
-        tail: What to do with a short last chunk: ``"keep"``, ``"merge"`` or ``"drop"``.
-        min_tail_frames: Last chunks shorter than this are tails (default `max_video_frames`).
+        max_video_frames, chunk_overlap_frames, tail, min_tail_frames: The chunking, as in `chunk_spans`.
         sync_tolerance_seconds: Largest allowed difference between the durations of a video's views.
+        views: Views every video must have (a video lacking one is a problem); None asks for none.
+        same_frame_size: The `views` of each video must share one (height, width).
         on_error: ``"raise"`` one `ManifestError` listing every problem, or ``"skip"`` bad videos.
         cache_dir: Folder for the cached index; no caching when None.
         report_path: JSON file listing the problems of skipped videos (written with ``"skip"``).
     """
     if on_error not in ON_ERRORS:
         raise ValueError(f"on_error={on_error!r} is not one of {', '.join(map(repr, ON_ERRORS))}")
-    _check_chunking(max_video_frames, chunk_overlap_frames, tail, min_tail_frames)
-    if sync_tolerance_seconds < 0:
-        raise ValueError(f"sync_tolerance_seconds={sync_tolerance_seconds!r} must be >= 0")
+    required = None if views is None else tuple(views)
+    parameters = _Parameters(
+        max_video_frames, chunk_overlap_frames, tail, min_tail_frames, sync_tolerance_seconds, required, same_frame_size
+    )
     entries = [entry for entry in manifest.videos if split is None or entry.split == split]
-    parameters = {
-        "max_video_frames": max_video_frames,
-        "chunk_overlap_frames": chunk_overlap_frames,
-        "tail": tail,
-        "min_tail_frames": min_tail_frames,
-        "sync_tolerance_seconds": sync_tolerance_seconds,
-    }
-    key = cache_key(manifest.labels, entries, parameters)
-    cached = read_cache(Path(cache_dir), key) if cache_dir is not None else None
-    if cached is not None:
-        index = _index_from_json(cached, entries, manifest.labels, max_video_frames)
-    else:
-        index = _index_videos(manifest, entries, parameters)
-        if cache_dir is not None:
-            write_cache(Path(cache_dir), key, _index_to_json(index))
-    _report(index, on_error, report_path)
+    index = _cached_index(manifest, entries=entries, parameters=parameters, cache_dir=cache_dir)
+    _report(index, on_error=on_error, report_path=report_path)
     return index
 
 
-def _index_videos(manifest: Manifest, entries: list[VideoEntry], parameters: dict[str, Any]) -> ChunkIndex:
-    manifest_file = manifest.path or manifest.root
-    index = ChunkIndex([], {}, manifest.labels, parameters["max_video_frames"])
-    for entry in entries:
-        check = check_video(
-            entry,
-            labels=manifest.labels,
-            sync_tolerance_seconds=parameters["sync_tolerance_seconds"],
-            manifest_file=manifest_file,
+def _cached_index(
+    manifest: Manifest,
+    *,
+    entries: list[VideoEntry],
+    parameters: _Parameters,
+    cache_dir: str | os.PathLike[str] | None,
+) -> ChunkIndex:
+    key = cache_key(labels=manifest.labels, entries=entries, parameters=asdict(parameters))
+    cached = read_cache(Path(cache_dir), key) if cache_dir is not None else None
+    if cached is not None:
+        return _index_from_json(
+            cached, entries=entries, labels=manifest.labels, max_video_frames=parameters.max_video_frames
         )
+    index = _index_videos(manifest, entries, parameters)
+    if cache_dir is not None:
+        write_cache(Path(cache_dir), key, _index_to_json(index))
+    return index
+
+
+def _index_videos(manifest: Manifest, entries: list[VideoEntry], parameters: _Parameters) -> ChunkIndex:
+    requirements = Requirements(
+        labels=manifest.labels,
+        sync_tolerance_seconds=parameters.sync_tolerance_seconds,
+        views=parameters.views,
+        same_frame_size=parameters.same_frame_size,
+        manifest_file=manifest.path or manifest.root,
+    )
+    index = ChunkIndex([], {}, manifest.labels, parameters.max_video_frames)
+    for entry in entries:
+        check = check_video(entry, requirements)
         if check.problems:
             index.skipped.extend(check.problems)
             continue
@@ -203,25 +234,21 @@ def _index_videos(manifest: Manifest, entries: list[VideoEntry], parameters: dic
         reference = next(iter(check.views.values()))
         spans = chunk_spans(
             reference.num_frames,
-            max_video_frames=parameters["max_video_frames"],
-            chunk_overlap_frames=parameters["chunk_overlap_frames"],
-            tail=parameters["tail"],
-            min_tail_frames=parameters["min_tail_frames"],
+            max_video_frames=parameters.max_video_frames,
+            chunk_overlap_frames=parameters.chunk_overlap_frames,
+            tail=parameters.tail,
+            min_tail_frames=parameters.min_tail_frames,
         )
         index.chunks.extend(ChunkRef(entry.id, k, span.start, span.stop) for k, span in enumerate(spans))
     return index
 
 
-def _report(index: ChunkIndex, on_error: OnError, report_path: str | os.PathLike[str] | None) -> None:
+def _report(index: ChunkIndex, *, on_error: OnError, report_path: str | os.PathLike[str] | None) -> None:
     if index.skipped and on_error == "raise":
         raise ManifestError(index.skipped)
     if report_path is not None:
-        target = Path(report_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        document = [{**asdict(problem), "file": str(problem.file)} for problem in index.skipped]
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps({"skipped": document}, indent=2), encoding="utf-8")
-        temporary.replace(target)
+        document = {"skipped": [problem.to_dict() for problem in index.skipped]}
+        write_text_atomic(report_path, json.dumps(document, indent=2))
     for problem in index.skipped:
         logger.warning("Skipping a video: %s", problem)
     num_videos = len(index.videos)
@@ -247,12 +274,12 @@ def _index_to_json(index: ChunkIndex) -> dict[str, Any]:
     return {
         "videos": videos,
         "chunks": [[c.video_id, c.chunk_index, c.start_frame, c.stop_frame] for c in index.chunks],
-        "skipped": [{**asdict(problem), "file": str(problem.file)} for problem in index.skipped],
+        "skipped": [problem.to_dict() for problem in index.skipped],
     }
 
 
 def _index_from_json(
-    document: dict[str, Any], entries: list[VideoEntry], labels: tuple[str, ...], max_video_frames: int | None
+    document: dict[str, Any], *, entries: list[VideoEntry], labels: tuple[str, ...], max_video_frames: int | None
 ) -> ChunkIndex:
     by_id = {entry.id: entry for entry in entries}
     videos = {}
@@ -263,5 +290,5 @@ def _index_from_json(
         }
         videos[video_id] = IndexedVideo(by_id[video_id], views, keypoints)
     chunks = [ChunkRef(*row) for row in document["chunks"]]
-    skipped = [Problem(**{**problem, "file": Path(problem["file"])}) for problem in document["skipped"]]
+    skipped = [Problem.from_dict(problem) for problem in document["skipped"]]
     return ChunkIndex(chunks, videos, labels, max_video_frames, skipped)

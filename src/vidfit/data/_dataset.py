@@ -16,6 +16,7 @@ from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._keypoints import stack_view_keypoints
 from vidfit.data._manifest import load_manifest
 from vidfit.data._sampling import (
+    DECODE_BACKENDS,
     IGNORE_LABEL,
     MODES,
     SAMPLINGS,
@@ -27,6 +28,7 @@ from vidfit.data._sampling import (
     match_view_frames,
     sample_positions,
 )
+from vidfit.io import Backend
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,17 @@ class VideoDatasetConfig:
         chunk_overlap_frames: Frames shared by consecutive chunks.
         tail: Short last chunk rule: ``"keep"``, ``"merge"`` or ``"drop"``.
         min_tail_frames: Last chunks shorter than this are tails (default `max_video_frames`).
-        views: Views to load, in this order; all views of the first video when None.
+        views: Views to load, in this order; when None, the views of the split's first video in the manifest.
         load_rgb: Return ``video``.
         load_kpt: Return ``keypoints`` and ``keypoint_mask``.
         sync_tolerance_seconds: Allowed timing mismatch between views.
         num_threads: FFmpeg threads per reader; None lets `make_loader` pick cpu_count // num_workers.
+        decode_backend: ``"pyav"`` (CPU), ``"nvdec"`` (NVIDIA GPU decoder, PyAV with a warning where
+            unavailable) or ``"torchcodec"``; frames come back as uint8 CPU tensors either way.
         seed: Seed of clip sampling, combined with the worker's seed.
         cache_dir: Folder caching the chunk index; no cache when None.
-        on_error: ``"raise"`` on any bad video, or ``"skip"`` bad videos.
+        on_error: ``"raise"`` on any bad video, or ``"skip"`` bad videos (their problems go to the log
+            and to `report_path`).
         report_path: JSON report of skipped videos.
         allow_outside_root: Accept paths outside the manifest's data root.
         max_open_readers: Readers each worker keeps open.
@@ -74,6 +79,7 @@ class VideoDatasetConfig:
     load_kpt: bool = False
     sync_tolerance_seconds: float = 0.1
     num_threads: int | None = None
+    decode_backend: Backend = "pyav"
     seed: int = 0
     cache_dir: str | os.PathLike[str] | None = None
     on_error: OnError = "raise"
@@ -87,6 +93,7 @@ class VideoDatasetConfig:
             ("sampling", self.sampling, SAMPLINGS),
             ("tail", self.tail, TAILS),
             ("on_error", self.on_error, ON_ERRORS),
+            ("decode_backend", self.decode_backend, DECODE_BACKENDS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
@@ -118,6 +125,8 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         self.config = config
         manifest = load_manifest(config.manifest, allow_outside_root=config.allow_outside_root)
         self.labels = manifest.labels
+        first = next((entry for entry in manifest.videos if config.split in (None, entry.split)), None)
+        self.views: tuple[str, ...] = config.views or (tuple(first.views) if first else ())
         self.index = build_chunk_index(
             manifest,
             split=config.split,
@@ -126,37 +135,27 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
             tail=config.tail,
             min_tail_frames=config.min_tail_frames,
             sync_tolerance_seconds=config.sync_tolerance_seconds,
+            views=self.views,
+            same_frame_size=config.load_rgb and config.image_size is None,
             on_error=config.on_error,
             cache_dir=config.cache_dir,
             report_path=config.report_path,
         )
-        first = next(iter(self.index.videos.values()), None)
-        self.views: tuple[str, ...] = config.views or (tuple(first.views) if first else ())
-        self.keypoint_shape = (0, 0)
-        self._check_videos()
+        self.keypoint_shape = self._keypoint_shape()
         self.init_worker_local(
-            seed=config.seed, max_open_readers=config.max_open_readers, reader_threads=config.num_threads or 0
+            seed=config.seed,
+            max_open_readers=config.max_open_readers,
+            reader_threads=config.num_threads or 0,
+            decode_backend=config.decode_backend,
         )
 
-    def _check_videos(self) -> None:
-        problems = []
-        for video in self.index.videos.values():
-            file = next(iter(video.views.values())).path
-            missing = [view for view in self.views if view not in video.views]
-            if missing:
-                problems.append(Problem(video.entry.id, file, "views", f"lacks view(s) {missing} of {self.views}"))
-                continue
-            sizes = {(video.views[v].height, video.views[v].width) for v in self.views}
-            if self.config.load_rgb and self.config.image_size is None and len(sizes) > 1:
-                message = f"views differ in (height, width) {sorted(sizes)}: set image_size to stack them"
-                problems.append(Problem(video.entry.id, file, "image_size", message))
+    def _keypoint_shape(self) -> tuple[int, int]:
+        """The one (K, D) of the dataset's keypoints; (0, 0) when `load_kpt` is off and there are none."""
         shapes = {(s.num_keypoints, s.dims) for v in self.index.videos.values() for s in v.keypoints.values()}
         if self.config.load_kpt and len(shapes) != 1:
             message = f"load_kpt needs one keypoint shape (K, D) across the dataset, found {sorted(shapes)}"
-            problems.append(Problem(None, Path(self.config.manifest), "keypoints", message))
-        if problems:
-            raise ManifestError(problems)
-        self.keypoint_shape = next(iter(shapes), (0, 0))
+            raise ManifestError([Problem(None, Path(self.config.manifest), "keypoints", message)])
+        return next(iter(shapes), (0, 0))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -178,7 +177,9 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         times = self.reader_pool().get(reference).pts_seconds[frames] - reference.begin_seconds
         view_frames = self._view_frames(video, frames)
         sample: dict[str, Any] = {
-            "frame_labels": torch.from_numpy(frame_labels(video.entry.timeline, self.labels, frames, times)),
+            "frame_labels": torch.from_numpy(
+                frame_labels(video.entry.timeline, labels=self.labels, frame_indices=frames, times_seconds=times)
+            ),
             "label": torch.tensor(self._video_label(video), dtype=torch.int64),
             "meta": self._meta(chunk, frames, times + reference.begin_seconds, view_frames),
         }
@@ -214,7 +215,7 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
 
     def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         sources = [video.keypoints.get(view) for view in self.views]
-        return stack_view_keypoints(sources, view_frames, self.keypoint_shape)
+        return stack_view_keypoints(sources, view_frames=view_frames, shape=self.keypoint_shape)
 
     def _video_label(self, video: IndexedVideo) -> int:
         label = video.entry.label

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class Problem:
     def __str__(self) -> str:
         video = f"video {self.video_id!r}: " if self.video_id is not None else ""
         return f"{video}{self.file}: {self.field}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as JSON-ready values (the file as a string)."""
+        return {**asdict(self), "file": str(self.file)}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Problem:
+        """The problem `to_dict` wrote."""
+        return cls(**{**document, "file": Path(document["file"])})
 
 
 class ManifestError(ValueError):

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vidfit.data._manifest import Manifest, Segment, Timeline, VideoEntry
 
@@ -35,27 +36,31 @@ def import_activitynet(
     if not isinstance(database, dict):
         raise ValueError(f"{source}: expected a mapping with key 'database' of video id -> annotations")
     root = Path(video_dir).resolve()
-    entries = []
-    for video_id, record in database.items():
-        segments = []
-        for i, note in enumerate(record.get("annotations", [])):
-            try:
-                start, end = (float(t) for t in note["segment"])
-                segments.append(Segment(start, end, str(note["label"])))
-            except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(
-                    f"{source}: database.{video_id}.annotations[{i}]: need segment [s, e] and label"
-                ) from error
-        subset = record.get("subset")
-        entries.append(
-            VideoEntry(
-                id=str(video_id),
-                views={view_name: _find_video(root, str(video_id))},
-                split=_SUBSETS.get(subset, subset),
-                timeline=Timeline("seconds", tuple(sorted(segments, key=lambda s: s.start))),
-            )
-        )
+    entries = [
+        _activitynet_entry(str(video_id), record, source=source, root=root, view_name=view_name)
+        for video_id, record in database.items()
+    ]
     return Manifest(_sorted_labels(entries), root, tuple(entries))
+
+
+def _activitynet_entry(video_id: str, record: Any, *, source: Path, root: Path, view_name: str) -> VideoEntry:
+    where = f"{source}: database.{video_id}"
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a mapping with 'subset' and 'annotations'")
+    segments = []
+    for i, note in enumerate(record.get("annotations", [])):
+        try:
+            start, end = (float(t) for t in note["segment"])
+            segments.append(Segment(start, end, str(note["label"])))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}.annotations[{i}]: need segment [s, e] and label") from error
+    subset = record.get("subset")
+    return VideoEntry(
+        id=video_id,
+        views={view_name: _find_video(root, video_id)},
+        split=None if subset is None else _SUBSETS.get(str(subset), str(subset)),
+        timeline=Timeline("seconds", tuple(sorted(segments, key=lambda s: s.start))),
+    )
 
 
 def import_frame_labels(

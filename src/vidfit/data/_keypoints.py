@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from numpy.lib.npyio import NpzFile
 
 from vidfit.data._errors import ManifestError, Problem
 
@@ -16,6 +19,16 @@ KeypointFormat = Literal["npz_dir", "npy"]
 # `000123_sam3d_body.npz`: the zero-padded frame index, then anything.
 _FRAME_FILE = re.compile(r"^(\d+)(.*)\.npz$")
 KEYPOINT_ARRAY_KEY = "keypoints"
+# What numpy raises for a file that is truncated, corrupt, not an array, or unreadable.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class KeypointReadError(ValueError):
+    """A keypoint file that cannot be read or holds the wrong shape; the message starts with the file."""
+
+    def __init__(self, file: Path, reason: str) -> None:
+        self.file, self.reason = file, reason
+        super().__init__(f"{file}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -44,31 +57,45 @@ class KeypointSource:
 
 
 def inspect_keypoints(
-    path: Path, *, video_id: str, view: str, num_frames: int, problems: list[Problem]
+    path: Path, *, video_id: str, view: str, num_frames: int | None, problems: list[Problem]
 ) -> KeypointSource | None:
     """Checks a view's keypoints cover frames ``[0, num_frames)`` with one (K, D) shape.
 
-    Lists the folder (no file is read but the first) or reads the ``.npy`` header. Problems are
-    appended to `problems`; returns None when the keypoints cannot be used.
+    Lists the folder (no file is read but the first) or reads the ``.npy`` header. With
+    `num_frames` None (the view could not be probed) only the files' presence and the first
+    file are checked. Problems are appended to `problems`; returns None when the keypoints
+    cannot be used.
     """
     field = f"keypoints.{view}"
-    if path.is_dir():
-        return _inspect_folder(path, video_id, field, num_frames, problems)
-    if path.suffix == ".npy" and path.is_file():
-        array = np.load(path, mmap_mode="r")
-        if array.ndim != 3 or array.shape[0] != num_frames:
-            shape = tuple(array.shape)
-            message = f"shape {shape} is not ({num_frames}, K, D) for a view of {num_frames} frames"
-            problems.append(Problem(video_id, path, field, message))
-            return None
-        return KeypointSource(path, "npy", int(array.shape[1]), int(array.shape[2]))
+    try:
+        if path.is_dir():
+            return _inspect_folder(path, video_id=video_id, field=field, num_frames=num_frames, problems=problems)
+        if path.suffix == ".npy" and path.is_file():
+            return _inspect_npy(path, video_id=video_id, field=field, num_frames=num_frames, problems=problems)
+    except KeypointReadError as error:
+        problems.append(Problem(video_id, error.file, field, error.reason))
+        return None
     message = "is neither a folder of per-frame .npz files nor a .npy file (missing?)"
     problems.append(Problem(video_id, path, field, message))
     return None
 
 
+def _inspect_npy(
+    path: Path, *, video_id: str, field: str, num_frames: int | None, problems: list[Problem]
+) -> KeypointSource | None:
+    array = _open_npy(path)
+    if array.ndim != 3 or (num_frames is not None and array.shape[0] != num_frames):
+        if num_frames is None:
+            message = f"shape {tuple(array.shape)} is not (T, K, D)"
+        else:
+            message = f"shape {tuple(array.shape)} is not ({num_frames}, K, D) for a view of {num_frames} frames"
+        problems.append(Problem(video_id, path, field, message))
+        return None
+    return KeypointSource(path, "npy", int(array.shape[1]), int(array.shape[2]))
+
+
 def _inspect_folder(
-    path: Path, video_id: str, field: str, num_frames: int, problems: list[Problem]
+    path: Path, *, video_id: str, field: str, num_frames: int | None, problems: list[Problem]
 ) -> KeypointSource | None:
     names = {}
     for entry in path.iterdir():
@@ -78,14 +105,14 @@ def _inspect_folder(
     if not names:
         problems.append(Problem(video_id, path, field, "holds no per-frame files like 000123_sam3d_body.npz"))
         return None
-    missing = sorted(set(range(num_frames)) - names.keys())
+    missing = sorted(set(range(num_frames)) - names.keys()) if num_frames is not None else []
     if missing:
         spans = _spans_text(missing)
         problems.append(Problem(video_id, path, field, f"keypoint files missing for frames {spans}"))
         return None
     first = names[min(names)]
     digits, suffix = len(first.group(1)), first.group(2) + ".npz"
-    array = _npz_array(path / first.group(0))
+    array = _read_npz(path / first.group(0))
     if array.ndim != 2:
         problems.append(Problem(video_id, path / first.group(0), field, f"shape {array.shape} is not (K, D)"))
         return None
@@ -95,20 +122,21 @@ def _inspect_folder(
 def read_keypoints(source: KeypointSource, frame_indices: np.ndarray) -> np.ndarray:
     """Keypoints of the given frames as float32 (T, K, D); non-finite values are left as they are."""
     if source.format == "npy":
-        return np.asarray(np.load(source.path, mmap_mode="r")[frame_indices], dtype=np.float32)
+        return np.asarray(_open_npy(source.path)[frame_indices], dtype=np.float32)
     shape = (source.num_keypoints, source.dims)
     out = np.empty((len(frame_indices), *shape), dtype=np.float32)
     for row, frame in enumerate(frame_indices.tolist()):
         file = source.frame_file(frame)
-        array = _npz_array(file)
+        array = _read_npz(file)
         if array.shape != shape:
-            raise ValueError(f"{file}: keypoints of shape {array.shape}, expected {shape} like the view's first file")
+            reason = f"keypoints of shape {array.shape}, expected {shape} like the view's first file"
+            raise KeypointReadError(file, reason)
         out[row] = array
     return out
 
 
 def stack_view_keypoints(
-    sources: list[KeypointSource | None], view_frames: np.ndarray, shape: tuple[int, int]
+    sources: list[KeypointSource | None], *, view_frames: np.ndarray, shape: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keypoints (V, T, K, D) of the given frames of each view, zero where absent, and the mask (V, T).
 
@@ -157,14 +185,28 @@ def load_video_keypoints(
     if problems:
         raise ManifestError(problems)
     frames = np.broadcast_to(np.arange(num_frames), (len(views), num_frames))
-    return stack_view_keypoints(sources, frames, shapes.pop())
+    return stack_view_keypoints(sources, view_frames=frames, shape=shapes.pop())
 
 
-def _npz_array(file: Path) -> np.ndarray:
+def _read_npz(file: Path) -> np.ndarray:
     """The array under key ``keypoints``, else the first array of the archive."""
-    with np.load(file) as archive:
-        key = KEYPOINT_ARRAY_KEY if KEYPOINT_ARRAY_KEY in archive.files else archive.files[0]
-        return np.asarray(archive[key])
+    try:
+        with file.open("rb") as handle, NpzFile(handle) as archive:
+            key = KEYPOINT_ARRAY_KEY if KEYPOINT_ARRAY_KEY in archive.files else next(iter(archive.files), None)
+            array = None if key is None else np.asarray(archive[key])
+    except _READ_ERRORS as error:
+        raise KeypointReadError(file, f"cannot read keypoints as a .npz archive: {error}") from error
+    if array is None:
+        raise KeypointReadError(file, "cannot read keypoints: the .npz archive holds no array")
+    return array
+
+
+def _open_npy(file: Path) -> np.ndarray:
+    """The ``.npy`` array, memory-mapped: only the header is read here."""
+    try:
+        return np.lib.format.open_memmap(file, mode="r")
+    except _READ_ERRORS as error:
+        raise KeypointReadError(file, f"cannot read keypoints as a .npy array: {error}") from error
 
 
 def _spans_text(frames: list[int]) -> str:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
 
 from vidfit.data._dataset import VideoDataset
+from vidfit.data._sampling import WorkerLocal
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -72,52 +73,63 @@ def make_loader(
     num_replicas: int = 1,
     rank: int = 0,
 ) -> DataLoader[Any]:
-    """A DataLoader shipping uint8 batches, reproducible from `seed`.
+    """A DataLoader of uint8 batches, reproducible from `seed` with or without workers.
 
     Args:
-        dataset: Usually a `VideoDataset`.
-        batch_size: Samples per batch.
-        shuffle: Shuffle each epoch (ignored when `sampler` is given).
-        num_workers: Worker processes; 0 loads in the main process.
-        seed: Seeds the shuffling and every worker's random state.
-        pin_memory: Page-locked batches for fast, asynchronous copies to the GPU.
-        persistent_workers: Keep workers (and their open readers) between epochs; default True with workers.
-        prefetch_factor: Batches each worker prepares ahead; DataLoader's default (2) when None.
-        drop_last: Drop the last incomplete batch.
-        sampler: Custom sampler, e.g. a DistributedSampler.
-        num_replicas: Ranks sharing the dataset (DDP's world size); above 1 this rank loads only its shard.
-        rank: This process's rank, in ``[0, num_replicas)``.
-
-    With ``num_replicas > 1`` the sampler is a `DistributedSampler`: every rank takes its slice of one
-    permutation of the dataset drawn from `seed` and the epoch (`set_epoch`, which Lightning calls), and
-    shards are padded with repeated samples to equal length. Lightning leaves such a sampler in place.
+        dataset, batch_size, shuffle, num_workers, drop_last, prefetch_factor, sampler: As in DataLoader.
+        seed: Seeds the shuffling and the clip sampling of each worker (or of the main process without
+            workers), offset by `rank` so that ranks draw different clips.
+        pin_memory: Page-locked batches for fast copies to the GPU, when CUDA is available.
+        persistent_workers: Keep workers and their open readers between epochs; default True with workers.
+        num_replicas, rank: DDP's world size and rank; above 1, this rank loads its `DistributedSampler` shard.
     """
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size!r} and {num_workers!r}")
-    if not 0 <= rank < num_replicas:
-        raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank!r} and num_replicas={num_replicas!r}")
-    if num_replicas > 1:
-        if sampler is not None:
-            raise ValueError(f"give a sampler or num_replicas={num_replicas!r} (a DistributedSampler), not both")
-        sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-    configured = dataset.config.num_threads if isinstance(dataset, VideoDataset) else None
-    threads = configured if configured is not None else max(1, (os.cpu_count() or 1) // max(num_workers, 1))
-    if isinstance(dataset, VideoDataset) and num_workers == 0:
-        dataset.reader_threads = threads
-    generator = torch.Generator()
-    # Workers take their seeds from this generator: offset by rank, so that ranks draw different clips.
-    generator.manual_seed(seed + rank)
+    sampler = _sampler(dataset, sampler=sampler, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,
         sampler=sampler,
-        num_workers=num_workers,
         collate_fn=collate_samples,
         pin_memory=pin_memory and torch.cuda.is_available(),
         drop_last=drop_last,
-        worker_init_fn=functools.partial(seed_worker, reader_threads=threads) if num_workers else None,
-        persistent_workers=(num_workers > 0) if persistent_workers is None else persistent_workers and num_workers > 0,
-        prefetch_factor=prefetch_factor if num_workers else None,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed + rank),
+        **_workers(dataset, num_workers, seed=seed + rank, persistent=persistent_workers, prefetch=prefetch_factor),
     )
+
+
+def _sampler(
+    dataset: Dataset[Any], *, sampler: Sampler[Any] | None, shuffle: bool, seed: int, num_replicas: int, rank: int
+) -> Sampler[Any] | None:
+    """`sampler`, or this rank's `DistributedSampler` when the dataset is shared by several replicas."""
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank!r} and num_replicas={num_replicas!r}")
+    if num_replicas == 1:
+        return sampler
+    if sampler is not None:
+        raise ValueError(f"give a sampler or num_replicas={num_replicas!r} (a DistributedSampler), not both")
+    return DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+
+
+def _workers(
+    dataset: Dataset[Any], num_workers: int, *, seed: int, persistent: bool | None, prefetch: int | None
+) -> dict[str, Any]:
+    """DataLoader's worker arguments; without workers, sets up the main process's readers and sampling instead.
+
+    FFmpeg threads per reader: the config's `num_threads`, else the cores shared among the workers.
+    """
+    configured = dataset.config.num_threads if isinstance(dataset, VideoDataset) else None
+    threads = configured if configured is not None else max(1, (os.cpu_count() or 1) // max(num_workers, 1))
+    if num_workers == 0:
+        if isinstance(dataset, VideoDataset):
+            dataset.reader_threads = threads
+        if isinstance(dataset, WorkerLocal):
+            dataset.seed_main_process(seed)
+        return {"num_workers": 0, "worker_init_fn": None, "persistent_workers": False, "prefetch_factor": None}
+    return {
+        "num_workers": num_workers,
+        "worker_init_fn": functools.partial(seed_worker, reader_threads=threads),
+        "persistent_workers": True if persistent is None else persistent,
+        "prefetch_factor": prefetch,
+    }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -11,13 +13,20 @@ from typing import Any, Literal, get_args
 import yaml
 
 from vidfit.data._errors import ManifestError, Problem
+from vidfit.io import write_text_atomic
 
 TimelineUnit = Literal["frames", "seconds"]
 TIMELINE_UNITS: tuple[str, ...] = get_args(TimelineUnit)
+# Float slack when comparing times in seconds read from two timestamps or streams.
+EPSILON_SECONDS = 1e-6
 _TOP_KEYS = {"labels", "root", "videos"}
 _VIDEO_KEYS = {"id", "split", "views", "label", "timeline", "keypoints"}
 _TIMELINE_KEYS = {"unit", "segments"}
 _SEGMENT_KEYS = {"start", "end", "label"}
+_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+# Ids and view names become file and folder names (prepare writes videos/<id>/<view>.mp4).
+_UNSAFE_NAMES = {"", ".", ".."}
+_UNSAFE_CHARACTERS = ("/", "\\", "\0")
 
 
 @dataclass(frozen=True)
@@ -84,26 +93,23 @@ def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
     """
     source = Path(path)
     raw = _read_document(source)
-    problems: list[Problem] = []
-    _check_keys(raw, _TOP_KEYS, problems, source, None, "manifest")
-    labels = raw.get("labels", [])
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        problems.append(Problem(None, source, "labels", f"must be a list of strings, got {labels!r}"))
-        labels = []
     root = (source.parent / str(raw.get("root", "."))).resolve()
+    parser = _Parser(source, root, allow_outside_root)
+    parser.check_keys(raw, _TOP_KEYS, video_id=None, where="manifest")
+    labels = parser.labels(raw.get("labels", []))
     videos = raw.get("videos")
     if not isinstance(videos, list):
-        problems.append(Problem(None, source, "videos", f"must be a list of videos, got {type(videos).__name__}"))
+        parser.report(None, "videos", f"must be a list of videos, got {type(videos).__name__}")
         videos = []
-    entries = [_parse_video(item, i, root, source, allow_outside_root, problems) for i, item in enumerate(videos)]
+    entries = [parser.video(item, position) for position, item in enumerate(videos)]
     seen: set[str] = set()
     for entry in entries:
         if entry.id in seen:
-            problems.append(Problem(entry.id, source, "id", "is used by more than one video"))
+            parser.report(entry.id, "id", "is used by more than one video")
         seen.add(entry.id)
-    if problems:
-        raise ManifestError(problems)
-    return Manifest(tuple(labels), root, tuple(entries), source.resolve())
+    if parser.problems:
+        raise ManifestError(parser.problems)
+    return Manifest(labels, root, tuple(entries), source.resolve())
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
@@ -112,119 +118,146 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     The root is written relative to the new file's folder and every video path relative to the root.
     """
     target = Path(path)
+    form = _manifest_format(target)
     root = Path(os.path.relpath(manifest.root, target.parent.resolve())).as_posix()
     document = {
         "labels": list(manifest.labels),
         "root": root,
         "videos": [_dump_video(entry, manifest.root) for entry in manifest.videos],
     }
-    suffix = target.suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(document, indent=2)
-    elif suffix in (".yaml", ".yml"):
-        text = yaml.safe_dump(document, sort_keys=False)
-    else:
-        raise ValueError(f"{target}: manifest extension {suffix!r} is not one of '.yaml', '.yml', '.json'")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(target)
-    return target
+    text = json.dumps(document, indent=2) if form == "json" else yaml.safe_dump(document, sort_keys=False)
+    return write_text_atomic(target, text)
+
+
+def _manifest_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise ValueError(f"{path}: manifest extension {suffix!r} is not one of {', '.join(map(repr, _FORMATS))}")
+    return _FORMATS[suffix]
 
 
 def _read_document(source: Path) -> dict[str, Any]:
-    suffix = source.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".json"):
-        raise ValueError(f"{source}: manifest extension {suffix!r} is not one of '.yaml', '.yml', '.json'")
+    form = _manifest_format(source)
     text = source.read_text(encoding="utf-8")
     try:
-        document = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if form == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{source}: not valid {suffix.lstrip('.').upper()}: {error}") from error
+        raise ValueError(f"{source}: not valid {form.upper()}: {error}") from error
     if not isinstance(document, dict):
         raise ManifestError([Problem(None, source, "manifest", "must be a mapping with 'labels', 'root', 'videos'")])
     return document
 
 
-def _check_keys(
-    raw: dict[str, Any], allowed: set[str], problems: list[Problem], source: Path, video_id: str | None, where: str
-) -> None:
-    for key in raw:
-        if key not in allowed:
-            expected = ", ".join(sorted(allowed))
-            problems.append(Problem(video_id, source, f"{where}.{key}", f"unknown key (expected one of {expected})"))
+def _unsafe_name_reason(name: str) -> str | None:
+    """Why `name` cannot be a video id or view name (they become file names), or None when it can."""
+    if name in _UNSAFE_NAMES or any(character in name for character in _UNSAFE_CHARACTERS):
+        return f"{name!r} is not a safe file name: it must be non-empty, not '.' or '..', without '/', '\\' or NUL"
+    return None
 
 
-def _parse_video(
-    raw: Any, position: int, root: Path, source: Path, outside: bool, problems: list[Problem]
-) -> VideoEntry:
-    if not isinstance(raw, dict):
-        problems.append(Problem(None, source, f"videos[{position}]", "must be a mapping"))
-        return VideoEntry(id=f"#{position}", views={})
-    video_id = str(raw.get("id", f"#{position}"))
-    if "id" not in raw:
-        problems.append(Problem(video_id, source, "id", "is missing"))
-    _check_keys(raw, _VIDEO_KEYS, problems, source, video_id, "video")
-    views = _parse_paths(raw.get("views"), "views", root, source, video_id, outside, problems)
-    if not views:
-        problems.append(Problem(video_id, source, "views", "needs at least one view: {name: path}"))
-    keypoints = _parse_paths(raw.get("keypoints", {}), "keypoints", root, source, video_id, outside, problems)
-    for view in keypoints:
-        if view not in views:
-            problems.append(Problem(video_id, source, f"keypoints.{view}", f"names no view (views: {list(views)})"))
-    timeline = None
-    if raw.get("timeline") is not None:
-        timeline = _parse_timeline(raw["timeline"], source, video_id, problems)
-    split, label = raw.get("split"), raw.get("label")
-    return VideoEntry(
-        id=video_id,
-        views=views,
-        split=None if split is None else str(split),
-        label=None if label is None else str(label),
-        timeline=timeline,
-        keypoints=keypoints,
-    )
+@dataclass
+class _Parser:
+    """Parses one manifest document, collecting every problem instead of stopping at the first."""
 
+    source: Path
+    root: Path
+    allow_outside_root: bool
+    problems: list[Problem] = field(default_factory=list)
 
-def _parse_paths(
-    raw: Any, where: str, root: Path, source: Path, video_id: str, outside: bool, problems: list[Problem]
-) -> dict[str, Path]:
-    if not isinstance(raw, dict):
-        problems.append(Problem(video_id, source, where, f"must be a mapping of view name to path, got {raw!r}"))
-        return {}
-    paths: dict[str, Path] = {}
-    for name, value in raw.items():
-        resolved = (root / str(value)).resolve()
-        if not outside and not resolved.is_relative_to(root):
-            problems.append(
-                Problem(video_id, source, f"{where}.{name}", f"path {value!r} is outside the data root {root}")
-            )
-        paths[str(name)] = resolved
-    return paths
+    def report(self, video_id: str | None, where: str, message: str) -> None:
+        self.problems.append(Problem(video_id, self.source, where, message))
 
+    def check_keys(self, raw: dict[str, Any], allowed: set[str], *, video_id: str | None, where: str) -> None:
+        for key in raw:
+            if key not in allowed:
+                self.report(video_id, f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(allowed))})")
 
-def _parse_timeline(raw: Any, source: Path, video_id: str, problems: list[Problem]) -> Timeline | None:
-    if not isinstance(raw, dict):
-        problems.append(Problem(video_id, source, "timeline", "must be a mapping with 'unit' and 'segments'"))
-        return None
-    _check_keys(raw, _TIMELINE_KEYS, problems, source, video_id, "timeline")
-    unit = raw.get("unit", "frames")
-    if unit not in TIMELINE_UNITS:
-        allowed = ", ".join(map(repr, TIMELINE_UNITS))
-        problems.append(Problem(video_id, source, "timeline.unit", f"unit={unit!r} is not one of {allowed}"))
-        return None
-    segments = []
-    for i, item in enumerate(raw.get("segments") or []):
-        where = f"timeline.segments[{i}]"
-        if not isinstance(item, dict) or not {"start", "end", "label"} <= item.keys():
-            problems.append(Problem(video_id, source, where, f"needs start, end and label, got {item!r}"))
-            continue
-        _check_keys(item, _SEGMENT_KEYS, problems, source, video_id, where)
+    def labels(self, raw: Any) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not all(isinstance(label, str) for label in raw):
+            self.report(None, "labels", f"must be a list of strings, got {raw!r}")
+            return ()
+        repeated = sorted(label for label, count in Counter(raw).items() if count > 1)
+        if repeated:
+            self.report(None, "labels", f"{repeated} appear more than once; a label's position is its class id")
+        return tuple(raw)
+
+    def video(self, raw: Any, position: int) -> VideoEntry:
+        if not isinstance(raw, dict):
+            self.report(None, f"videos[{position}]", "must be a mapping")
+            return VideoEntry(id=f"#{position}", views={})
+        video_id = str(raw.get("id", f"#{position}"))
+        if "id" not in raw:
+            self.report(video_id, "id", "is missing")
+        elif reason := _unsafe_name_reason(video_id):
+            self.report(video_id, "id", reason)
+        self.check_keys(raw, _VIDEO_KEYS, video_id=video_id, where="video")
+        views = self.paths(raw.get("views"), video_id=video_id, where="views")
+        if not views:
+            self.report(video_id, "views", "needs at least one view: {name: path}")
+        for view in views:
+            if reason := _unsafe_name_reason(view):
+                self.report(video_id, f"views.{view}", reason)
+        keypoints = self.paths(raw.get("keypoints", {}), video_id=video_id, where="keypoints")
+        for view in (name for name in keypoints if name not in views):
+            self.report(video_id, f"keypoints.{view}", f"names no view (views: {list(views)})")
+        timeline = None if raw.get("timeline") is None else self.timeline(raw["timeline"], video_id)
+        split, label = raw.get("split"), raw.get("label")
+        return VideoEntry(
+            id=video_id,
+            views=views,
+            split=None if split is None else str(split),
+            label=None if label is None else str(label),
+            timeline=timeline,
+            keypoints=keypoints,
+        )
+
+    def paths(self, raw: Any, *, video_id: str, where: str) -> dict[str, Path]:
+        """View name to absolute path; containment is judged on the path as written, links unresolved."""
+        if not isinstance(raw, dict):
+            self.report(video_id, where, f"must be a mapping of view name to path, got {raw!r}")
+            return {}
+        paths: dict[str, Path] = {}
+        for name, value in raw.items():
+            if not isinstance(value, str) or not value:
+                self.report(video_id, f"{where}.{name}", f"must be a non-empty path, got {value!r}")
+                continue
+            path = Path(os.path.normpath(self.root / value))
+            if not self.allow_outside_root and not path.is_relative_to(self.root):
+                self.report(video_id, f"{where}.{name}", f"path {value!r} is outside the data root {self.root}")
+            paths[str(name)] = path
+        return paths
+
+    def timeline(self, raw: Any, video_id: str) -> Timeline | None:
+        if not isinstance(raw, dict):
+            self.report(video_id, "timeline", "must be a mapping with 'unit' and 'segments'")
+            return None
+        self.check_keys(raw, _TIMELINE_KEYS, video_id=video_id, where="timeline")
+        unit = raw.get("unit", "frames")
+        if unit not in TIMELINE_UNITS:
+            allowed = ", ".join(map(repr, TIMELINE_UNITS))
+            self.report(video_id, "timeline.unit", f"unit={unit!r} is not one of {allowed}")
+            return None
+        items = raw.get("segments")
+        if not isinstance(items, list):
+            got = "it is missing" if "segments" not in raw else f"got {items!r}"
+            self.report(video_id, "timeline.segments", f"must be a list of {{start, end, label}} ([] for none), {got}")
+            return None
+        segments = (self.segment(item, video_id, f"timeline.segments[{i}]") for i, item in enumerate(items))
+        return Timeline(unit, tuple(segment for segment in segments if segment is not None))
+
+    def segment(self, raw: Any, video_id: str, where: str) -> Segment | None:
+        if not isinstance(raw, dict) or not raw.keys() >= _SEGMENT_KEYS:
+            self.report(video_id, where, f"needs start, end and label, got {raw!r}")
+            return None
+        self.check_keys(raw, _SEGMENT_KEYS, video_id=video_id, where=where)
         try:
-            segments.append(Segment(float(item["start"]), float(item["end"]), str(item["label"])))
+            start, end = float(raw["start"]), float(raw["end"])
         except (TypeError, ValueError):
-            problems.append(Problem(video_id, source, where, f"start and end must be numbers, got {item!r}"))
-    return Timeline(unit, tuple(segments))
+            start = end = math.nan
+        if not (math.isfinite(start) and math.isfinite(end)):
+            self.report(video_id, where, f"start and end must be finite numbers, got {raw!r}")
+            return None
+        return Segment(start, end, str(raw["label"]))
 
 
 def _dump_video(entry: VideoEntry, root: Path) -> dict[str, Any]:

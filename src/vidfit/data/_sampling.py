@@ -10,16 +10,15 @@ from typing import Any, Literal, get_args
 import numpy as np
 from torch.utils.data import get_worker_info
 
-from vidfit.data._manifest import Timeline
-from vidfit.io import VideoMetadata, VideoReader
+from vidfit.data._manifest import EPSILON_SECONDS, Timeline
+from vidfit.io import Backend, VideoMetadata, VideoReader
 
 Mode = Literal["clip", "chunk"]
 Sampling = Literal["random", "uniform", "consecutive"]
 MODES: tuple[str, ...] = get_args(Mode)
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+DECODE_BACKENDS: tuple[str, ...] = get_args(Backend)
 IGNORE_LABEL = -1
-# Float slack when comparing timestamps of two streams.
-_EPSILON_SECONDS = 1e-6
 
 
 def sample_positions(
@@ -51,7 +50,7 @@ def sample_positions(
 
 
 def frame_labels(
-    timeline: Timeline | None, labels: tuple[str, ...], frame_indices: np.ndarray, times_seconds: np.ndarray
+    timeline: Timeline | None, *, labels: tuple[str, ...], frame_indices: np.ndarray, times_seconds: np.ndarray
 ) -> np.ndarray:
     """Class id of each frame, `IGNORE_LABEL` where no segment covers it.
 
@@ -95,7 +94,7 @@ def match_view_frames(
     targets = times_seconds + meta.begin_seconds
     indices = np.array([reader.index_at_seconds(float(t)) for t in targets], dtype=np.int64)
     late = targets - _frame_ends(reader)[indices]
-    if len(late) and late.max() > tolerance_seconds + _EPSILON_SECONDS:
+    if len(late) and late.max() > tolerance_seconds + EPSILON_SECONDS:
         worst = int(np.argmax(late))
         raise ValueError(
             f"video {video_id!r}: {reader.path}: no frame within sync_tolerance_seconds={tolerance_seconds} of "
@@ -110,18 +109,20 @@ class ReaderPool:
     Args:
         capacity: Readers kept open.
         num_threads: FFmpeg decoding threads per reader (0 lets FFmpeg choose).
+        backend: The readers' decoding backend: ``"pyav"``, ``"nvdec"`` or ``"torchcodec"``.
     """
 
-    def __init__(self, *, capacity: int, num_threads: int) -> None:
+    def __init__(self, *, capacity: int, num_threads: int, backend: Backend = "pyav") -> None:
         self.capacity = capacity
         self.num_threads = num_threads
+        self.backend = backend
         self._readers: OrderedDict[Path, VideoReader] = OrderedDict()
 
     def get(self, meta: VideoMetadata) -> VideoReader:
         """An open reader of the view described by `meta`."""
         reader = self._readers.pop(meta.path, None)
         if reader is None:
-            reader = VideoReader(meta.path, num_threads=self.num_threads)
+            reader = VideoReader(meta.path, backend=self.backend, num_threads=self.num_threads)
             if len(reader) != meta.num_frames:
                 reader.close()
                 raise ValueError(
@@ -148,15 +149,21 @@ class WorkerLocal:
     Datasets call `init_worker_local` in their constructor, then `reader_pool` and `worker_generator`.
     """
 
-    def init_worker_local(self, *, seed: int, max_open_readers: int, reader_threads: int) -> None:
+    def init_worker_local(
+        self, *, seed: int, max_open_readers: int, reader_threads: int, decode_backend: Backend = "pyav"
+    ) -> None:
         """Sets what the per-process state is built from.
 
         Args:
             seed: Seeds the generator, combined with the worker's own seed.
             max_open_readers: Readers kept open per process.
             reader_threads: FFmpeg threads per reader (0: FFmpeg picks).
+            decode_backend: Backend of the readers.
         """
         self._local_seed, self._max_open_readers, self.reader_threads = seed, max_open_readers, reader_threads
+        self._decode_backend = decode_backend
+        # Stands in for DataLoader's per-worker seed when loading in the main process.
+        self._main_process_seed = 0
         self._pool: ReaderPool | None = None
         self._rng: np.random.Generator | None = None
         self._owner_pid = os.getpid()
@@ -165,15 +172,22 @@ class WorkerLocal:
         """This process's readers."""
         self._forget_if_forked()
         if self._pool is None:
-            self._pool = ReaderPool(capacity=self._max_open_readers, num_threads=self.reader_threads)
+            self._pool = ReaderPool(
+                capacity=self._max_open_readers, num_threads=self.reader_threads, backend=self._decode_backend
+            )
         return self._pool
+
+    def seed_main_process(self, seed: int) -> None:
+        """Restarts the main process's generator from `seed` (`make_loader` does, without workers)."""
+        self._main_process_seed, self._rng = seed, None
 
     def worker_generator(self) -> np.random.Generator:
         """This process's generator: seeded by the dataset's seed and the worker's, so workers differ."""
         self._forget_if_forked()
         if self._rng is None:
             info = get_worker_info()
-            self._rng = np.random.default_rng([self._local_seed, info.seed if info is not None else 0])
+            worker_seed = info.seed if info is not None else self._main_process_seed
+            self._rng = np.random.default_rng([self._local_seed, worker_seed])
         return self._rng
 
     def _forget_if_forked(self) -> None:

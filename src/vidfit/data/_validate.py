@@ -7,11 +7,27 @@ from pathlib import Path
 
 from vidfit.data._errors import Problem
 from vidfit.data._keypoints import KeypointSource, inspect_keypoints
-from vidfit.data._manifest import VideoEntry
+from vidfit.data._manifest import EPSILON_SECONDS, VideoEntry
 from vidfit.io import VideoDecodeError, VideoMetadata, probe
 
-# Float slack when comparing seconds read from two timestamps.
-_EPSILON_SECONDS = 1e-6
+
+@dataclass(frozen=True)
+class Requirements:
+    """What every video is checked against.
+
+    Attributes:
+        labels: The manifest's label names.
+        sync_tolerance_seconds: Largest allowed difference between a view's duration and the reference's.
+        views: Views every video must have; None asks for none beyond the manifest's.
+        same_frame_size: The `views` of a video must share one (height, width), to be stacked unresized.
+        manifest_file: Named in problems about manifest fields.
+    """
+
+    labels: tuple[str, ...]
+    sync_tolerance_seconds: float
+    views: tuple[str, ...] | None
+    same_frame_size: bool
+    manifest_file: Path
 
 
 @dataclass
@@ -29,16 +45,11 @@ class VideoCheck:
     problems: list[Problem] = field(default_factory=list)
 
 
-def check_video(
-    entry: VideoEntry, *, labels: tuple[str, ...], sync_tolerance_seconds: float, manifest_file: Path
-) -> VideoCheck:
+def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
     """Probes every view of `entry` (packet index only) and checks the entry against the files.
 
-    Args:
-        entry: The video.
-        labels: The manifest's label names.
-        sync_tolerance_seconds: Largest allowed difference between a view's duration and the reference's.
-        manifest_file: Named in problems about manifest fields.
+    Checks that need no file (labels, segment order, views asked for, keypoint files present)
+    run even when a view cannot be probed, so that every problem is reported at once.
     """
     check = VideoCheck()
     for view, path in entry.views.items():
@@ -46,67 +57,101 @@ def check_video(
             check.views[view] = probe(path)
         except (FileNotFoundError, VideoDecodeError) as error:
             check.problems.append(Problem(entry.id, path, f"views.{view}", str(error).removeprefix(f"{path}: ")))
-    if entry.label is not None and entry.label not in labels:
-        check.problems.append(Problem(entry.id, manifest_file, "label", _unknown_label(entry.label, labels)))
-    if len(check.views) != len(entry.views):
-        return check
-    reference = next(iter(check.views.values()))
-    _check_durations(entry, check.views, sync_tolerance_seconds, check.problems)
-    _check_timeline(entry, reference, labels, manifest_file, check.problems)
+    manifest_file = requirements.manifest_file
+    if entry.label is not None and entry.label not in requirements.labels:
+        check.problems.append(Problem(entry.id, manifest_file, "label", _unknown_label(entry.label, requirements)))
+    _check_views(entry, check, requirements)
+    reference = check.views.get(next(iter(entry.views))) if entry.views else None
+    _check_durations(entry, check, requirements.sync_tolerance_seconds)
+    _check_timeline(entry, reference, requirements, check.problems)
     _check_keypoints(entry, check)
     return check
 
 
-def _unknown_label(label: str, labels: tuple[str, ...]) -> str:
-    return f"label {label!r} is not one of the manifest's labels {list(labels)}"
+def _unknown_label(label: str, requirements: Requirements) -> str:
+    return f"label {label!r} is not one of the manifest's labels {list(requirements.labels)}"
 
 
-def _check_durations(
-    entry: VideoEntry, views: dict[str, VideoMetadata], tolerance: float, problems: list[Problem]
-) -> None:
-    names = list(views)
-    reference = views[names[0]]
+def _check_views(entry: VideoEntry, check: VideoCheck, requirements: Requirements) -> None:
+    if requirements.views is None:
+        return
+    missing = [view for view in requirements.views if view not in entry.views]
+    if missing:
+        message = f"lacks view(s) {missing} of {requirements.views}"
+        check.problems.append(Problem(entry.id, requirements.manifest_file, "views", message))
+        return
+    sizes = {(check.views[v].height, check.views[v].width) for v in requirements.views if v in check.views}
+    if requirements.same_frame_size and len(sizes) > 1:
+        message = f"views differ in (height, width) {sorted(sizes)}: set image_size to stack them"
+        check.problems.append(Problem(entry.id, entry.views[requirements.views[0]], "image_size", message))
+
+
+def _check_durations(entry: VideoEntry, check: VideoCheck, tolerance: float) -> None:
+    names = list(entry.views)
+    reference = check.views.get(names[0]) if names else None
+    if reference is None:
+        return
     for name in names[1:]:
-        difference = abs(views[name].duration_seconds - reference.duration_seconds)
-        if difference > tolerance + _EPSILON_SECONDS:
+        view = check.views.get(name)
+        if view is None:
+            continue
+        if abs(view.duration_seconds - reference.duration_seconds) > tolerance + EPSILON_SECONDS:
             message = (
-                f"view {name!r} lasts {views[name].duration_seconds:.3f} s but reference view {names[0]!r} lasts "
+                f"view {name!r} lasts {view.duration_seconds:.3f} s but reference view {names[0]!r} lasts "
                 f"{reference.duration_seconds:.3f} s (sync_tolerance_seconds={tolerance})"
             )
-            problems.append(Problem(entry.id, views[name].path, "duration_seconds", message))
+            check.problems.append(Problem(entry.id, view.path, "duration_seconds", message))
 
 
 def _check_timeline(
-    entry: VideoEntry, reference: VideoMetadata, labels: tuple[str, ...], manifest_file: Path, problems: list[Problem]
+    entry: VideoEntry, reference: VideoMetadata | None, requirements: Requirements, problems: list[Problem]
 ) -> None:
-    timeline = entry.timeline
+    """Segments inverted, overlapping, with unknown labels, or (when the reference is known) outside the video.
+
+    Segments are visited by start; each one that starts before the furthest end seen so far
+    overlaps the segment reaching that end, wherever it is in the list.
+    """
+    timeline, manifest_file = entry.timeline, requirements.manifest_file
     if timeline is None:
         return
-    if timeline.unit == "frames":
-        end, unit = float(reference.num_frames), "frames"
-    else:
-        end, unit = reference.duration_seconds + _EPSILON_SECONDS, "seconds"
-    previous = None
+    end = _timeline_end(timeline.unit, reference)
+    furthest = None
     for i, segment in sorted(enumerate(timeline.segments), key=lambda item: item[1].start):
-        where = f"timeline.segments[{i}]"
-        span = f"[{segment.start:g}, {segment.end:g})"
-        if segment.start >= segment.end:
+        where, span = f"timeline.segments[{i}]", f"[{segment.start:g}, {segment.end:g})"
+        inverted = segment.start >= segment.end
+        if inverted:
             problems.append(Problem(entry.id, manifest_file, where, f"segment {span} is inverted or empty"))
-        if segment.start < 0 or segment.end > end:
-            message = f"segment {span} is outside the video [0, {end:g}) {unit}"
+        if end is not None and (segment.start < 0 or segment.end > end):
+            message = f"segment {span} is outside the video [0, {end:g}) {timeline.unit}"
             problems.append(Problem(entry.id, manifest_file, where, message))
-        if segment.label not in labels:
-            problems.append(Problem(entry.id, manifest_file, where, _unknown_label(segment.label, labels)))
-        if previous is not None and segment.start < previous.end:
-            message = f"segment {span} overlaps [{previous.start:g}, {previous.end:g})"
+        if segment.label not in requirements.labels:
+            problems.append(Problem(entry.id, manifest_file, where, _unknown_label(segment.label, requirements)))
+        if furthest is not None and not inverted and segment.start < furthest.end:
+            message = f"segment {span} overlaps [{furthest.start:g}, {furthest.end:g})"
             problems.append(Problem(entry.id, manifest_file, where, message))
-        previous = segment
+        if not inverted and (furthest is None or segment.end > furthest.end):
+            furthest = segment
+
+
+def _timeline_end(unit: str, reference: VideoMetadata | None) -> float | None:
+    """End of the reference view in the timeline's unit; None when it could not be probed."""
+    if reference is None:
+        return None
+    if unit == "frames":
+        return float(reference.num_frames)
+    return reference.duration_seconds + EPSILON_SECONDS
 
 
 def _check_keypoints(entry: VideoEntry, check: VideoCheck) -> None:
     for view, path in entry.keypoints.items():
-        num_frames = check.views[view].num_frames
-        source = inspect_keypoints(path, video_id=entry.id, view=view, num_frames=num_frames, problems=check.problems)
+        meta = check.views.get(view)
+        source = inspect_keypoints(
+            path,
+            video_id=entry.id,
+            view=view,
+            num_frames=meta.num_frames if meta is not None else None,
+            problems=check.problems,
+        )
         if source is not None:
             check.keypoints[view] = source
     shapes = {view: (s.num_keypoints, s.dims) for view, s in check.keypoints.items()}

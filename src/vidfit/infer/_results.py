@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from vidfit.infer._windows import Aggregation, Window
+from vidfit.io import write_text_atomic
+from vidfit.memory import Precision
 
 RESULTS_VERSION = "vidfit-0.1"
 
@@ -50,6 +52,8 @@ class VideoPrediction:
         frame_logits: Per-frame logits (T, C), the mean over the windows covering each frame.
         pts_seconds: Presentation time of each frame (T,), None when the frames came without times.
         chunk_aggregation: How `scores` were made from `window_logits`.
+        chunk_overlap: Frames shared by neighbouring windows.
+        precision: The autocast precision of the forward passes.
         used_chunk_infer_size: Window length in the end (-1 = whole video), after any OOM backoff.
         used_video_batch_size: Windows per forward pass in the end.
         oom_retries: Out-of-memory errors recovered from, each restarting the video.
@@ -62,6 +66,8 @@ class VideoPrediction:
     frame_logits: torch.Tensor
     pts_seconds: torch.Tensor | None
     chunk_aggregation: Aggregation
+    chunk_overlap: int
+    precision: Precision
     used_chunk_infer_size: int
     used_video_batch_size: int
     oom_retries: int
@@ -183,11 +189,13 @@ def write_predictions_json(
             "chunk_aggregation": prediction.chunk_aggregation,
             "num_windows": len(prediction.windows),
             "chunk_infer_size": prediction.used_chunk_infer_size,
+            "chunk_overlap": prediction.chunk_overlap,
+            "precision": prediction.precision,
             "video_batch_size": prediction.used_video_batch_size,
             "oom_retries": prediction.oom_retries,
         }
     document = {"version": RESULTS_VERSION, "results": results, "external_data": {}, "vidfit": videos}
-    return _write_atomic(Path(path), json.dumps(document, indent=2))
+    return write_text_atomic(path, json.dumps(document, indent=2))
 
 
 def write_frame_csv(
@@ -203,15 +211,4 @@ def write_frame_csv(
         labels, scores = prediction.frame_labels.tolist(), prediction.frame_scores.tolist()
         for frame, seconds in enumerate(prediction.pts_seconds.tolist()):
             writer.writerow([video_id, frame, f"{seconds:.6f}", label_names[labels[frame]], f"{scores[frame]:.6f}"])
-    return _write_atomic(Path(path), buffer.getvalue())
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, buffer.getvalue())

@@ -1,20 +1,20 @@
-"""Streaming super-resolution of a whole video: chunks in, every frame upscaled, H.264 out at the input's rate."""
+"""Streaming super-resolution of a whole video: chunks in, every frame upscaled, H.264 out at the input's times."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, get_args
+from typing import Protocol
 
 import torch
 
+from vidfit.infer._device import autocast, check_precision, resolve_device
 from vidfit.io import Chunk, VideoReader, VideoWriter
 from vidfit.memory import Precision, free_memory, is_oom
 
-PRECISIONS: tuple[str, ...] = get_args(Precision)
-_AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+# Frames decoded at a time by default: memory is O(chunk), and longer chunks barely speed the model up.
+DEFAULT_SR_CHUNK_FRAMES = 32
 
 
 class SuperResolutionModel(Protocol):
@@ -55,7 +55,7 @@ def upscale_video(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
     *,
-    chunk_num_frames: int = 32,
+    chunk_num_frames: int = DEFAULT_SR_CHUNK_FRAMES,
     batch_size: int = 4,
     precision: Precision = "32",
     device: torch.device | str | None = None,
@@ -64,48 +64,48 @@ def upscale_video(
 ) -> UpscaleResult:
     """Upscales every frame of `source` into `target`, streaming it chunk by chunk (memory is O(chunk)).
 
-    Chunks overlap by ``num_frames - 1``, so every frame is upscaled with its neighbours; past the first and
-    last frames, those repeat. `batch_size` is halved after an out-of-memory error. The output goes to a
-    temporary file renamed when complete. The model is called as it is: put it in eval mode first.
+    Every frame is upscaled with its neighbours (the first and last repeat past the ends) and keeps its time
+    from the input's first frame: the output starts at 0, a variable frame rate stays. Audio is not copied.
+    The output appears at `target` once complete. Put the model in eval mode first.
 
     Args:
         model: See `SuperResolutionModel`.
         source: Any video PyAV reads.
         target: The output file; its extension chooses the container.
         chunk_num_frames: Frames decoded per chunk, at least the model's `num_frames`.
-        batch_size: Output frames per forward pass.
+        batch_size: Output frames per forward pass, halved after an out-of-memory error.
         precision: ``"32"``, or autocast to ``"16-mixed"`` or ``"bf16-mixed"``.
         device: Where the model runs; the device of its first parameter when None.
-        codec: FFmpeg encoder of the output (``"libx264"`` is H.264 in 4:2:0, so sizes must be even).
-        crf: x264 constant rate factor (18: visually lossless); the encoder's default when None.
+        codec: ``"libx264"`` (H.264 in 4:2:0: even sizes only), ``"libx264rgb"`` (RGB, any size) or another encoder.
+        crf: x264 constant rate factor (18: visually lossless, 0: lossless); the encoder's default when None.
     """
-    _check_arguments(model, chunk_num_frames=chunk_num_frames, batch_size=batch_size, precision=precision)
-    runner = _Runner(model, _device(model, device), precision, batch_size)
-    radius, scale = model.num_frames // 2, model.scale
+    check_precision(precision)
+    if chunk_num_frames < model.num_frames:
+        raise ValueError(f"chunk_num_frames={chunk_num_frames!r} must be >= the model's num_frames={model.num_frames}")
+    runner = _Runner(model, resolve_device(model, device), precision=precision, batch_size=batch_size)
     with VideoReader(source) as reader:
         meta = reader.metadata
-        width, height = meta.width * scale, meta.height * scale
+        width, height = meta.width * model.scale, meta.height * model.scale
         with VideoWriter(target, fps=meta.fps, width=width, height=height, codec=codec, crf=crf) as writer:
-            for chunk in reader.iter_chunks(chunk_num_frames=chunk_num_frames, overlap_num_frames=2 * radius):
-                writer.write(runner(_padded(chunk, radius, len(reader))))
-            if writer.num_frames != len(reader):
-                # Leaving the block with an error drops the partial file.
-                raise RuntimeError(f"{source}: wrote {writer.num_frames} frames of {len(reader)}")
+            _write_upscaled(reader, writer, runner, chunk_num_frames=chunk_num_frames)
     return UpscaleResult(Path(source), writer.path, writer.num_frames, meta.fps, width, height)
 
 
-def _check_arguments(model: SuperResolutionModel, *, chunk_num_frames: int, batch_size: int, precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))}")
-    if chunk_num_frames < model.num_frames:
-        raise ValueError(f"chunk_num_frames={chunk_num_frames!r} must be >= the model's num_frames={model.num_frames}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+def _write_upscaled(reader: VideoReader, writer: VideoWriter, runner: _Runner, *, chunk_num_frames: int) -> None:
+    """Every frame of `reader`, upscaled, into `writer` at its time from the first frame."""
+    radius = runner.model.num_frames // 2
+    for chunk in reader.iter_chunks(chunk_num_frames=chunk_num_frames, overlap_num_frames=2 * radius):
+        frames, pts_seconds = _padded(chunk, radius=radius, num_frames=len(reader))
+        writer.write(runner(frames), pts_seconds=pts_seconds - reader.metadata.begin_seconds)
+    if writer.num_frames != len(reader):
+        # Raising inside the writer's block drops the partial file.
+        raise RuntimeError(f"{reader.path}: wrote {writer.num_frames} frames of {len(reader)}")
 
 
-def _padded(chunk: Chunk, radius: int, num_frames: int) -> torch.Tensor:
-    """The chunk's frames with `radius` copies of the video's first or last frame where the chunk holds it.
+def _padded(chunk: Chunk, *, radius: int, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunk's frames padded for its windows, and the times of the frames those windows are centred on.
 
+    Frames are padded with `radius` copies of the video's first or last frame where the chunk holds it.
     Chunks overlap by ``2 * radius``, so the windows of the padded chunk are centred on exactly the frames
     no earlier chunk gave an output for: ``[start + radius, stop - radius)``, from the video's first frame
     in the first chunk and to its last in the last.
@@ -113,18 +113,16 @@ def _padded(chunk: Chunk, radius: int, num_frames: int) -> torch.Tensor:
     left = radius if chunk.start_frame == 0 else 0
     right = radius if chunk.stop_frame == num_frames else 0
     positions = torch.arange(-left, len(chunk) + right).clamp_(0, len(chunk) - 1)
-    return chunk.data[positions]
+    return chunk.data[positions], chunk.pts_seconds[radius - left : len(chunk) - radius + right]
 
 
 class _Runner:
     """Upscales the centre of every window of a padded chunk, a batch of windows at a time."""
 
-    def __init__(self, model: SuperResolutionModel, device: torch.device, precision: str, batch_size: int) -> None:
-        self.model, self.device, self.batch_size = model, device, batch_size
-        dtype = _AUTOCAST_DTYPES.get(precision)
-        self.autocast = (
-            (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
-        )
+    def __init__(self, model: SuperResolutionModel, device: torch.device, *, precision: str, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+        self.model, self.device, self.precision, self.batch_size = model, device, precision, batch_size
 
     @torch.inference_mode()
     def __call__(self, padded: torch.Tensor) -> torch.Tensor:
@@ -149,17 +147,9 @@ class _Runner:
     def _forward(self, windows: torch.Tensor) -> torch.Tensor | None:
         """The model's output, or None after an out-of-memory error that a smaller batch may avoid."""
         try:
-            with self.autocast():
+            with autocast(self.device, self.precision):
                 return self.model(windows)
         except RuntimeError as error:
             if not is_oom(error) or self.batch_size == 1:
                 raise
             return None
-
-
-def _device(model: SuperResolutionModel, device: torch.device | str | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    parameters = getattr(model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    return first.device if first is not None else torch.device("cpu")

@@ -86,7 +86,7 @@ def aggregate(window_logits: torch.Tensor, *, chunk_aggregation: Aggregation) ->
     return window_logits.softmax(dim=-1).mean(dim=0)
 
 
-def merge_frame_logits(windows: list[Window], frame_logits: list[torch.Tensor], num_frames: int) -> torch.Tensor:
+def merge_frame_logits(windows: list[Window], frame_logits: list[torch.Tensor], *, num_frames: int) -> torch.Tensor:
     """Per-frame logits (T, C) of the video from each window's (t, C); frames in several windows get the mean.
 
     Raises:
@@ -141,3 +141,52 @@ class WindowOutputs:
             (self._clips[i], self._frames[start : start + w.num_frames])
             for i, (w, start) in enumerate(zip(self._windows, starts, strict=False))
         ]
+
+
+@dataclass
+class WindowInput:
+    """One window of one video: uint8 video (V, 3, t, H, W) and optional keypoints (V, t, K, D), mask (V, t)."""
+
+    window: Window
+    video: torch.Tensor
+    keypoints: torch.Tensor | None
+    keypoint_mask: torch.Tensor | None
+
+
+def window_input(
+    *, window: Window, video: torch.Tensor, keypoints: torch.Tensor | None, keypoint_mask: torch.Tensor | None
+) -> WindowInput:
+    """The window's frames with its slice of the whole video's keypoints (V, T, ...) and mask."""
+    span = slice(window.start, window.stop)
+    return WindowInput(
+        window,
+        video,
+        None if keypoints is None else keypoints[:, span],
+        None if keypoint_mask is None else keypoint_mask[:, span],
+    )
+
+
+def pad_window(item: WindowInput, num_frames: int) -> WindowInput:
+    """The window repeated on its last frame up to `num_frames` frames (time is dim 2 of video, 1 of keypoints)."""
+    missing = num_frames - item.window.num_frames
+    if missing <= 0:
+        return item
+
+    def extend(tensor: torch.Tensor | None, dim: int) -> torch.Tensor | None:
+        if tensor is None:
+            return None
+        last = tensor.narrow(dim, tensor.shape[dim] - 1, 1)
+        return torch.cat([tensor, last.expand(*[missing if d == dim else -1 for d in range(tensor.ndim)])], dim)
+
+    video = extend(item.video, 2)
+    assert video is not None
+    return WindowInput(item.window, video, extend(item.keypoints, 1), extend(item.keypoint_mask, 1))
+
+
+def check_keypoints(
+    keypoints: torch.Tensor | None, keypoint_mask: torch.Tensor | None, *, views: int, num_frames: int
+) -> None:
+    if keypoints is not None and (keypoints.ndim != 4 or tuple(keypoints.shape[:2]) != (views, num_frames)):
+        raise ValueError(f"keypoints must be ({views}, {num_frames}, K, D), got {tuple(keypoints.shape)}")
+    if keypoint_mask is not None and (keypoints is None or tuple(keypoint_mask.shape) != (views, num_frames)):
+        raise ValueError(f"keypoint_mask must be ({views}, {num_frames}) and come with keypoints")

@@ -1,10 +1,13 @@
-"""Frame-accurate, streaming video decoding with bounded memory."""
+"""Frame-accurate, streaming video decoding with bounded memory, and files written whole or not at all."""
 
+from vidfit.io._atomic import write_files_atomic, write_text_atomic
+from vidfit.io._decoders import Backend
 from vidfit.io._reader import VideoReader, probe
 from vidfit.io._types import Chunk, FrameBatch, VideoDecodeError, VideoMetadata
 from vidfit.io._writer import VideoWriter, write_video
 
 __all__ = [
+    "Backend",
     "Chunk",
     "FrameBatch",
     "VideoDecodeError",
@@ -12,5 +15,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "probe",
+    "write_files_atomic",
+    "write_text_atomic",
     "write_video",
 ]

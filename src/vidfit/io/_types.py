@@ -19,7 +19,7 @@ class VideoMetadata:
     Attributes:
         path: The file.
         num_frames: Frames in presentation order, counted from the packets.
-        fps: Average frame rate, `num_frames / duration_seconds` when the stream gives none.
+        fps: Average frame rate, ``num_frames / duration_seconds``; the header's rate is not used.
         width: Frame width in pixels.
         height: Frame height in pixels.
         duration_seconds: From the first frame's pts to the end of the last frame.

@@ -1,11 +1,18 @@
 """Memory: reports, peak tracking, meta-device step estimates, measured plans and the OOM guard's tools."""
 
-from vidfit.memory._estimate import StepEstimate, estimate_step_memory
-from vidfit.memory._measure import BatchFit, MeasuredStep, largest_fitting_batch, measure_step
+from vidfit.memory._advice import memory_advice
+from vidfit.memory._estimate import StepEstimate, UnestimableModelError, estimate_step_memory
+from vidfit.memory._measure import (
+    BatchFit,
+    MeasuredStep,
+    check_budget,
+    largest_fitting_batch,
+    measure_step,
+)
 from vidfit.memory._oom import free_memory, is_oom, split_batch
 from vidfit.memory._plan import PlanRow, Verdict, plan_verdict, recommend, render_table, write_plan
 from vidfit.memory._report import MemoryReport, PeakMemory, format_bytes, memory_report, parse_bytes, track_peak
-from vidfit.memory._step import OptimizerName, Precision
+from vidfit.memory._step import OptimizerName, Precision, cuda_mixed_precision
 
 __all__ = [
     "BatchFit",
@@ -16,13 +23,17 @@ __all__ = [
     "PlanRow",
     "Precision",
     "StepEstimate",
+    "UnestimableModelError",
     "Verdict",
+    "check_budget",
+    "cuda_mixed_precision",
     "estimate_step_memory",
     "format_bytes",
     "free_memory",
     "is_oom",
     "largest_fitting_batch",
     "measure_step",
+    "memory_advice",
     "memory_report",
     "parse_bytes",
     "plan_verdict",

@@ -1,11 +1,14 @@
 """Estimate of one training step's peak memory without allocating it.
 
-The model and its inputs are built as fake tensors (``torch._subclasses.fake_tensor.FakeTensorMode``):
-meta-backed, so no memory is allocated and no data computed, but carrying the target device. Plain
-``torch.device("meta")`` tensors will not do for mixed precision: autocast dispatches on the device of a
-tensor and a meta tensor has no autocast key, so ``torch.autocast`` leaves it in fp32 (the test suite
-checks this). A fake CUDA tensor does carry the CUDA autocast key, so the real CUDA autocast policy decides
-which ops run in half precision and which stay in fp32, even on a machine without a GPU.
+The model is built on the meta device (no memory, no data), then its parameters and buffers are replaced
+by fake tensors (``torch._subclasses.fake_tensor.FakeTensorMode``) that carry the target device, and the
+inputs and the forward pass run on fake tensors too. Building on meta rather than under the fake mode
+matters: initialisers such as ``nn.init.trunc_normal_`` (swin3d_t's and mvit_v2_s's relative position
+tables) read tensor values, which fake tensors refuse, while on meta they are skipped. Plain
+``torch.device("meta")`` tensors will not do for the forward pass under mixed precision: autocast dispatches
+on the device of a tensor and a meta tensor has no autocast key, so ``torch.autocast`` leaves it in fp32
+(the test suite checks this). A fake CUDA tensor does carry the CUDA autocast key, so the real CUDA
+autocast policy decides which ops run in half precision and which stay in fp32, even without a GPU.
 
 Activation bytes are the bytes autograd keeps for backward: every tensor handed to
 ``saved_tensors_hooks`` during the forward pass and the loss. Several saved tensors often share one
@@ -30,7 +33,12 @@ from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from vidfit.memory._step import (
@@ -50,9 +58,14 @@ DeviceType = Literal["cuda", "cpu"]
 
 ESTIMATE_NOTE = (
     "estimate, not a measurement: parameters + gradients + optimizer state + saved activations + the largest "
-    "single tensor of the forward pass; an upper bound that leaves out the allocator's fragmentation and "
-    "the CUDA context"
+    "single tensor of the forward pass; it leaves out the caching allocator's rounding and fragmentation, "
+    "cuDNN and cuBLAS workspaces, the CUDA context, and the gradients the OOM guard stashes while it redoes "
+    "a batch, so a measured peak can be higher"
 )
+
+
+class UnestimableModelError(ValueError):
+    """The model's forward pass needs tensor values, which the fake tensors of an estimate do not have."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class StepEstimate:
     ``total_bytes = parameters_bytes + gradients_bytes + optimizer_state_bytes + activations_bytes +
     transient_bytes``. Backward starts with every saved activation alive plus a gradient as large as
     the largest forward tensor, and ends with every gradient alive, while the optimizer state lives
-    throughout; summing them all is a conservative upper bound of that peak.
+    throughout; the sum is an estimate of that peak, not a bound: `note` says what it leaves out.
 
     Attributes:
         parameters_bytes: Parameters and buffers.
@@ -99,8 +112,8 @@ def estimate_step_memory(
     """Estimates a training step's peak memory without allocating the model, inputs or activations.
 
     Args:
-        model_factory: Builds the model from scratch (it runs under fake tensors, so it cannot load real
-            weights). Checkpointing, channels-last and the like are set up by the factory.
+        model_factory: Builds the model from scratch (it runs on the meta device, so it cannot load real
+            weights or read tensor values). Checkpointing and the like are set up by the factory.
         input_factory: Builds the inputs: a tuple or list of positional arguments, a dict of keyword
             arguments, or a single argument.
         optimizer: The optimizer whose state is counted.
@@ -110,12 +123,18 @@ def estimate_step_memory(
 
     Returns:
         The estimate, by component.
+
+    Raises:
+        UnestimableModelError: The forward pass needs tensor values (e.g. ``.item()``, or an output shape
+            that depends on the data); measure the step on a GPU (`measure_step`) instead.
     """
     check_step_choices(precision=precision, optimizer=optimizer)
     check_choice("device_type", device_type, get_args(DeviceType))
+    with torch.device("meta"):
+        model = model_factory()
     mode = FakeTensorMode()
     with mode, torch.device(device_type):
-        model = model_factory()
+        _fake_state(model)
         inputs = input_factory()
     state = [*model.parameters(), *model.buffers()]
     trainable_bytes = sum(_nbytes(p) for p in model.parameters() if p.requires_grad)
@@ -128,7 +147,13 @@ def estimate_step_memory(
         torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack),
         autocast_state(device_type, autocast_dtype(precision)),
     ):
-        (loss_fn or sum_loss)(call_model(model, inputs))
+        try:
+            (loss_fn or sum_loss)(call_model(model, inputs))
+        except (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException) as error:
+            raise UnestimableModelError(
+                f"{type(model).__name__} cannot be estimated on fake tensors: {error} needs tensor values; "
+                "measure its training step on a GPU instead"
+            ) from error
     parameters_bytes = sum(_nbytes(t) for t in state)
     optimizer_state_bytes = optimizer_state_copies(optimizer) * trainable_bytes
     gradients_bytes = trainable_bytes
@@ -142,6 +167,26 @@ def estimate_step_memory(
         precision=precision,
         optimizer=optimizer,
     )
+
+
+def _fake_state(model: nn.Module) -> None:
+    """Replaces the meta parameters and buffers with fake ones of the same shapes, strides and dtypes.
+
+    Run under the fake mode and the target device. A tensor shared by several modules stays shared.
+    """
+    fakes: dict[int, torch.Tensor] = {}
+
+    def fake(tensor: torch.Tensor, *, parameter: bool) -> torch.Tensor:
+        if id(tensor) not in fakes:
+            empty = torch.empty_strided(tensor.size(), tensor.stride(), dtype=tensor.dtype)
+            fakes[id(tensor)] = nn.Parameter(empty, requires_grad=tensor.requires_grad) if parameter else empty
+        return fakes[id(tensor)]
+
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            setattr(module, name, fake(param, parameter=True))
+        for name, buffer in module.named_buffers(recurse=False):
+            setattr(module, name, fake(buffer, parameter=False))
 
 
 class _SavedStorages:

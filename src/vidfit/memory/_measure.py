@@ -1,4 +1,4 @@
-"""Measured training steps on a real device, and the search for the largest batch that fits a budget."""
+"""Measured training steps on a real device, budgets checked against it, and the largest batch that fits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vidfit.memory._oom import free_memory, is_oom
-from vidfit.memory._report import track_peak
+from vidfit.memory._report import format_bytes, track_peak
 from vidfit.memory._step import (
     LossFn,
     OptimizerName,
@@ -74,18 +74,29 @@ def measure_step(
         loss_fn: Maps the model output to a scalar loss; by default the sum of its floating-point tensors.
 
     Raises:
-        ValueError: A bad precision, optimizer or step count, or a memory cap on a non-CUDA device.
+        ValueError: A bad precision, optimizer or step count, or a memory cap on a non-CUDA device or above
+            the device's total memory.
     """
     check_step_choices(precision=precision, optimizer=optimizer)
     if steps < 1:
         raise ValueError(f"steps={steps} is not at least 1")
     dev = torch.device(device)
-    if memory_cap_bytes is not None and dev.type != "cuda":
-        raise ValueError(f"memory_cap_bytes needs a CUDA device, not {str(dev)!r}")
+    if memory_cap_bytes is not None:
+        if dev.type != "cuda":
+            raise ValueError(f"memory_cap_bytes needs a CUDA device, not {str(dev)!r}")
+        check_budget(memory_cap_bytes, device=dev, label=f"memory_cap_bytes={memory_cap_bytes}")
     model.to(dev).train()
     opt = build_optimizer(optimizer, (p for p in model.parameters() if p.requires_grad))
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "16-mixed")
-    step = _StepRunner(model, input_factory, dev, precision, opt, scaler, loss_fn or sum_loss)
+    step = _StepRunner(
+        model=model,
+        input_factory=input_factory,
+        device=dev,
+        precision=precision,
+        optimizer=opt,
+        scaler=scaler,
+        loss_fn=loss_fn or sum_loss,
+    )
     durations: list[float] = []
     oom = False
     free_memory()
@@ -110,6 +121,7 @@ class _StepRunner:
 
     def __init__(
         self,
+        *,
         model: nn.Module,
         input_factory: Callable[[], Any],
         device: torch.device,
@@ -147,13 +159,36 @@ def _memory_cap(device: torch.device, cap_bytes: int | None) -> Iterator[None]:
     if cap_bytes is None:
         yield
         return
-    _, total = torch.cuda.mem_get_info(device)
     previous = torch.cuda.get_per_process_memory_fraction(device)
-    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), device)
+    torch.cuda.set_per_process_memory_fraction(cap_bytes / _device_total_bytes(device), device)
     try:
         yield
     finally:
         torch.cuda.set_per_process_memory_fraction(previous, device)
+
+
+def _device_total_bytes(device: torch.device | str) -> int:
+    """Total memory of a CUDA device, as the driver reports it."""
+    return torch.cuda.mem_get_info(device)[1]
+
+
+def check_budget(budget_bytes: int, *, device: torch.device | str, label: str) -> None:
+    """Refuses a memory budget above a CUDA device's total memory, which no cap can honour.
+
+    Args:
+        budget_bytes: The budget.
+        device: The CUDA device it is meant for.
+        label: The budget as its user wrote it, for the message, e.g. ``"train.memory_budget='96GiB'"``.
+
+    Raises:
+        ValueError: The budget is above the device's total memory; the message names both.
+    """
+    total = _device_total_bytes(device)
+    if budget_bytes > total:
+        raise ValueError(
+            f"{label} ({format_bytes(budget_bytes)}) is above the total memory of {torch.device(device)}, "
+            f"{format_bytes(total)}: give a budget of at most {format_bytes(total)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from vidfit.io import write_files_atomic
 from vidfit.memory._report import format_bytes
 from vidfit.memory._step import Precision
 
@@ -32,6 +31,7 @@ class PlanRow:
         clips_per_second: Measured training throughput, None for an estimate or an out-of-memory step.
         measured: Whether `peak_bytes` was measured on the device rather than estimated.
         verdict: `plan_verdict` of the peak against the budget.
+        advice: What to change when the row does not fit (see `memory_advice`), else None.
     """
 
     num_frames: int
@@ -42,6 +42,7 @@ class PlanRow:
     clips_per_second: float | None
     measured: bool
     verdict: Verdict
+    advice: str | None = None
 
 
 def plan_verdict(peak_bytes: int | None, budget_bytes: int, *, tight_fraction: float = 0.9) -> Verdict:
@@ -85,12 +86,20 @@ def recommend(rows: Sequence[PlanRow]) -> PlanRow | None:
     )
 
 
-def render_table(rows: Sequence[PlanRow], budget_bytes: int) -> str:
-    """A Markdown table of the plan with each peak's share of the budget; the recommended row is starred."""
+def render_table(rows: Sequence[PlanRow], *, budget_bytes: int, image_size: tuple[int, int]) -> str:
+    """A Markdown table of the plan with each peak's share of the budget; the recommended row is starred.
+
+    The rows that do not fit and carry advice are listed under the table with what to change.
+
+    Args:
+        rows: The plan's rows.
+        budget_bytes: The budget the verdicts are against.
+        image_size: (height, width) of every clip's frames, shown above the table.
+    """
     best = recommend(rows)
     header = ["num_frames", "batch_size", "precision", "checkpointing", "memory", "clips/s", "verdict"]
     lines = [
-        f"budget: {format_bytes(budget_bytes)}",
+        f"budget: {format_bytes(budget_bytes)}; clips of num_frames x {image_size[0]}x{image_size[1]} (T x H x W)",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("-" * (len(name) + 2) for name in header) + "|",
@@ -103,32 +112,58 @@ def render_table(rows: Sequence[PlanRow], budget_bytes: int) -> str:
             str(row.num_frames),
             str(row.batch_size),
             row.precision,
-            "on" if row.activation_checkpointing else "off",
+            _switch(row.activation_checkpointing),
             memory + ("" if row.measured else " est."),
             "-" if row.clips_per_second is None else f"{row.clips_per_second:.1f}",
             row.verdict + (" *" if row is best else ""),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    advised = [row for row in rows if row.advice is not None]
+    if advised:
+        lines += ["", "Over the budget, what to change:"]
+        lines += [
+            f"- {row.num_frames} frames x {row.batch_size}, {row.precision}, checkpointing "
+            f"{_switch(row.activation_checkpointing)}: {row.advice}"
+            for row in advised
+        ]
     return "\n".join(lines)
 
 
-def write_plan(rows: Sequence[PlanRow], budget_bytes: int, json_path: Path | str, png_path: Path | str) -> None:
-    """Writes the plan as JSON and as a bar chart of peak GiB per row against the budget line.
+def _switch(on: bool) -> str:
+    return "on" if on else "off"
 
-    Both files are written to a temporary file in their folder and renamed, so a reader never sees half
-    a file. The JSON holds ``budget_bytes``, ``rows`` and ``recommended`` (an index into rows, or null).
+
+def write_plan(
+    rows: Sequence[PlanRow],
+    *,
+    budget_bytes: int,
+    image_size: tuple[int, int],
+    json_path: Path | str,
+    png_path: Path | str,
+) -> None:
+    """Writes the plan as a PNG bar chart of peak GiB per row against the budget line, and as JSON.
+
+    Both go to temp files first and replace the targets only once both are written (see
+    `write_files_atomic`), so a chart that fails to draw leaves the old JSON and PNG as they were. The
+    JSON holds ``budget_bytes``, ``image_size`` ([height, width]), ``rows`` and ``recommended`` (an index
+    into rows, or null).
     """
     best = recommend(rows)
     document = {
         "budget_bytes": budget_bytes,
+        "image_size": list(image_size),
         "rows": [asdict(row) for row in rows],
         "recommended": next((index for index, row in enumerate(rows) if row is best), None),
     }
-    _write_atomic(Path(json_path), lambda path: path.write_text(json.dumps(document, indent=2) + "\n"))
-    _write_atomic(Path(png_path), lambda path: _draw_chart(rows, budget_bytes, path))
+    write_files_atomic(
+        {
+            png_path: lambda path: _draw_chart(rows, budget_bytes, image_size, path),
+            json_path: lambda path: path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8"),
+        }
+    )
 
 
-def _draw_chart(rows: Sequence[PlanRow], budget_bytes: int, path: Path) -> None:
+def _draw_chart(rows: Sequence[PlanRow], budget_bytes: int, image_size: tuple[int, int], path: Path) -> None:
     # A bare Figure renders PNG with the Agg canvas and leaves pyplot's global backend and figures alone.
     from matplotlib.figure import Figure
 
@@ -145,20 +180,7 @@ def _draw_chart(rows: Sequence[PlanRow], budget_bytes: int, path: Path) -> None:
             bar.set_hatch("//")
     axes.axhline(budget_bytes / _GIB, color="black", linestyle="--", label=f"budget {format_bytes(budget_bytes)}")
     axes.set_ylabel("peak memory (GiB)")
-    axes.set_title("Training step peak memory by configuration")
+    axes.set_title(f"Training step peak memory by configuration, {image_size[0]}x{image_size[1]} frames")
     axes.legend(loc="upper left")
     axes.tick_params(axis="x", labelsize=8)
     figure.savefig(path, format="png", dpi=100)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        write(temp)
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

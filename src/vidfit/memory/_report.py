@@ -12,7 +12,6 @@ import psutil
 import torch
 
 _UNITS = {
-    "": 1,
     "b": 1,
     "kb": 10**3,
     "mb": 10**6,
@@ -24,31 +23,38 @@ _UNITS = {
     "tib": 2**40,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
-_ACCEPTED = "a number of bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB"
+_ACCEPTED = "an int of bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB"
 _RSS_SAMPLE_SECONDS = 0.005
 
 
-def parse_bytes(value: str | int) -> int:
+def parse_bytes(value: str | int, *, name: str = "memory size") -> int:
     """Reads a memory size such as ``"16GiB"``, ``"7.5 gib"``, ``"500MB"`` or ``1024``.
 
+    A string needs a unit (``"42 B"`` for bytes): a bare ``"16"`` is more likely meant as 16 GiB than as
+    16 bytes, so it is refused rather than guessed.
+
     Args:
-        value: An int of bytes, or a string: a number and an optional unit, case-insensitive.
+        value: An int of bytes, or a string: a number and a unit, case-insensitive.
+        name: What the value is, for the error message, e.g. ``"budget"``.
 
     Returns:
         The size in bytes, rounded down.
 
     Raises:
-        ValueError: The value is negative or not a number with a known unit.
+        ValueError: The value is negative, a string without a unit, or not a number with a known unit.
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"memory size {value!r} is not {_ACCEPTED}")
+        raise ValueError(f"{name} {value!r} is not {_ACCEPTED}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"memory size {value!r} is negative")
+            raise ValueError(f"{name} {value!r} is negative")
         return value
     match = _SIZE.match(value)
+    if match is not None and not match.group(2):
+        number = match.group(1)
+        raise ValueError(f"{name} {value!r} has no unit: write e.g. '{number}GiB', '{number}GB' or '{number}B'")
     if match is None or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"memory size {value!r} is not {_ACCEPTED}")
+        raise ValueError(f"{name} {value!r} is not {_ACCEPTED}")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 

@@ -52,6 +52,16 @@ def autocast_dtype(precision: Precision) -> torch.dtype | None:
     return _AUTOCAST_DTYPES[precision]
 
 
+def cuda_mixed_precision() -> Precision:
+    """The mixed precision to train in on a CUDA GPU: bf16-mixed where it supports bf16, else 16-mixed.
+
+    Without a GPU, bf16-mixed: the precision of current GPUs, for estimates made on a machine without one.
+    """
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "16-mixed"
+    return "bf16-mixed"
+
+
 def optimizer_state_copies(optimizer: OptimizerName) -> int:
     """How many fp32 tensors of each trainable parameter's size the optimizer keeps."""
     return _OPTIMIZER_STATE_COPIES[optimizer]

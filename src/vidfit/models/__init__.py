@@ -4,9 +4,16 @@ Classifiers over torchvision video backbones (plus a tiny CPU one), fusing camer
 late, from RGB, keypoints or both; and ESPCN for video super-resolution.
 """
 
-from vidfit.models._backbones import BACKBONES, InputConstraints, VideoBackbone, build_backbone
+from vidfit.models._backbone_recipes import backbone_constraints, build_backbone
+from vidfit.models._backbones import BACKBONES, InputConstraints, VideoBackbone
 from vidfit.models._branches import KeypointEncoder
-from vidfit.models._classifier import ClassifierOutput, ClassifierSpec, VideoClassifier, build_classifier
+from vidfit.models._classifier import (
+    ClassifierOutput,
+    ClassifierSpec,
+    VideoClassifier,
+    build_classifier,
+    classifier_problems,
+)
 from vidfit.models._espcn import ESPCN, build_espcn
 
 __all__ = [
@@ -18,7 +25,9 @@ __all__ = [
     "KeypointEncoder",
     "VideoBackbone",
     "VideoClassifier",
+    "backbone_constraints",
     "build_backbone",
     "build_classifier",
     "build_espcn",
+    "classifier_problems",
 ]

@@ -1,18 +1,15 @@
 """Video backbones behind one interface: float video in, temporal feature map out.
 
 Every backbone maps a normalized float video (B, C_in, T, H, W) to features (B, feature_dim, T', H', W'),
-keeping a time axis so that both clip logits and per-frame logits can be made from it. The torchvision
-networks are built with ``weights=None`` (nothing is ever downloaded); `pretrained_path` loads a local
-``state_dict`` of the torchvision model (e.g. saved from ``r3d_18(weights=...).state_dict()``).
+keeping a time axis so that both clip logits and per-frame logits can be made from it. They are built by
+`vidfit.models._backbone_recipes.build_backbone`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
@@ -38,6 +35,11 @@ class InputConstraints:
     min_frames: int = 1
     min_size: int = 1
     exact_shape: tuple[int, int, int] | None = None
+
+    @property
+    def min_window_frames(self) -> int:
+        """Fewest frames of a clip or an inference window (all of them for a fixed shape)."""
+        return self.exact_shape[0] if self.exact_shape is not None else self.min_frames
 
     def check(self, name: str, shape: tuple[int, int, int]) -> None:
         """Raises ValueError naming the backbone when a clip of (T, H, W) `shape` does not fit."""
@@ -187,121 +189,3 @@ class _MViT(VideoBackbone):
             x, thw = self._stage(block, x, thw)
         tokens = net.norm(x)[:, 1:]  # drop the class token; the rest is a (T', H', W') grid
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *thw)
-
-
-def _tiny_net() -> nn.Sequential:
-    """Three Conv3d-BN-ReLU-pool stages of 16, 32 and 64 channels (about 70k parameters)."""
-
-    def stage(c_in: int, c_out: int, *, stride: tuple[int, int, int], pool: tuple[int, int, int]) -> nn.Sequential:
-        return nn.Sequential(
-            nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm3d(c_out),
-            nn.ReLU(inplace=True),
-            nn.MaxPool3d(kernel_size=pool, stride=pool, ceil_mode=True),  # ceil: any size >= 1 works
-        )
-
-    return nn.Sequential(
-        stage(3, 16, stride=(1, 2, 2), pool=(1, 2, 2)),
-        stage(16, 32, stride=(1, 1, 1), pool=(1, 2, 2)),
-        stage(32, 64, stride=(1, 1, 1), pool=(2, 2, 2)),
-    )
-
-
-def _preview(keys: list[str]) -> str:
-    shown = ", ".join(keys[:5])
-    return f"{shown}, ... ({len(keys)} in all)" if len(keys) > 5 else shown
-
-
-def _load_state_dict_file(net: nn.Module, path: Path, *, name: str) -> None:
-    """Loads a local state_dict into `net`, or says which keys or shapes in the file do not fit."""
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_path={str(path)!r}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"pretrained_path={str(path)!r} holds a {type(state).__name__}, not a state_dict")
-    expected = net.state_dict()
-    problems = []
-    if missing := sorted(expected.keys() - state.keys()):
-        problems.append(f"missing keys: {_preview(missing)}")
-    if unexpected := sorted(state.keys() - expected.keys()):
-        problems.append(f"unexpected keys: {_preview(unexpected)}")
-    shared = sorted(expected.keys() & state.keys())
-    if mismatched := [
-        f"{k} {tuple(state[k].shape)}!={tuple(expected[k].shape)}"
-        for k in shared
-        if state[k].shape != expected[k].shape
-    ]:
-        problems.append(f"shape mismatches: {_preview(mismatched)}")
-    if problems:
-        raise ValueError(f"pretrained_path={str(path)!r} does not fit backbone {name!r}: " + "; ".join(problems))
-    net.load_state_dict(state)
-
-
-@dataclass(frozen=True)
-class _Recipe:
-    factory: Callable[[], nn.Module]
-    kind: type[VideoBackbone]
-    feature_dim: int
-    stem_conv: str
-    head: str | None
-    constraints: InputConstraints = InputConstraints()
-
-
-_RECIPES: dict[str, _Recipe] = {
-    "tiny": _Recipe(_tiny_net, _Tiny, 64, "0.0", None),
-    "r3d_18": _Recipe(lambda: tv_video.r3d_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
-    "mc3_18": _Recipe(lambda: tv_video.mc3_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
-    "r2plus1d_18": _Recipe(lambda: tv_video.r2plus1d_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
-    "s3d": _Recipe(
-        lambda: tv_video.s3d(weights=None),
-        _S3D,
-        1024,
-        "features.0.0.0",
-        "classifier",
-        InputConstraints(min_frames=8, min_size=17),
-    ),
-    "mvit_v2_s": _Recipe(
-        lambda: tv_video.mvit_v2_s(weights=None),
-        _MViT,
-        768,
-        "conv_proj",
-        "head",
-        InputConstraints(exact_shape=(16, 224, 224)),
-    ),
-    "swin3d_t": _Recipe(lambda: tv_video.swin3d_t(weights=None), _Swin3D, 768, "patch_embed.proj", "head"),
-}
-
-
-def build_backbone(
-    *, name: str, pretrained_path: str | Path | None = None, activation_checkpointing: bool = False
-) -> VideoBackbone:
-    """Builds a backbone without downloading anything.
-
-    Input sizes: ``mvit_v2_s`` needs exactly 16 frames of 224x224 (fixed positional embeddings);
-    ``s3d`` needs at least 8 frames of at least 17x17 (its pools need them; and torch 2.14 crashes in
-    the CPU backward of 5-frame clips); ``swin3d_t`` pads to its patch and window sizes and, like
-    ``tiny`` and the 3D ResNets, takes any size. Other sizes raise ValueError at forward time.
-
-    Args:
-        name: One of `BACKBONES`.
-        pretrained_path: A local ``state_dict`` file of the whole network (for ``tiny``, of
-            ``VideoBackbone.net``), loaded with ``weights_only=True``; its classifier is then dropped.
-        activation_checkpointing: Recompute each stage in backward to save activation memory.
-
-    Raises:
-        ValueError: Unknown name, or a state_dict whose keys or shapes do not fit (naming the file).
-        FileNotFoundError: `pretrained_path` does not exist.
-    """
-    if name not in _RECIPES:
-        raise ValueError(f"backbone={name!r} is not one of {', '.join(map(repr, BACKBONES))}")
-    recipe = _RECIPES[name]
-    net = recipe.factory()
-    if pretrained_path is not None:
-        _load_state_dict_file(net, Path(pretrained_path), name=name)
-    if recipe.head is not None:
-        setattr(net, recipe.head, nn.Identity())  # the classifier heads are replaced by ours
-    backbone = recipe.kind(
-        name=name, net=net, feature_dim=recipe.feature_dim, stem_conv=recipe.stem_conv, constraints=recipe.constraints
-    )
-    backbone.activation_checkpointing = activation_checkpointing
-    return backbone

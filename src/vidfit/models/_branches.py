@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vidfit.models._backbones import build_backbone
+from vidfit.models._backbone_recipes import build_backbone
 
 ViewFusion = Literal["early", "late"]
 

@@ -17,9 +17,38 @@ VIEW_FUSIONS: tuple[str, ...] = get_args(ViewFusion)
 INPUT_TYPES: tuple[str, ...] = get_args(InputType)
 
 
-def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{field}={value!r} is not one of {', '.join(map(repr, allowed))}")
+def classifier_problems(
+    *,
+    backbone: str,
+    view_fusion: str,
+    input_type: str,
+    num_keypoints: int,
+    keypoint_dims: int,
+    dropout: float,
+    prefix: str = "",
+) -> list[str]:
+    """What is wrong with a classifier's hyper-parameters (those a run config holds); empty when they are fine.
+
+    Args:
+        prefix: Put before each argument's name, e.g. ``"model."`` for the config's keys.
+    """
+    problems = [
+        f"{prefix}{name}={value!r} is not one of {', '.join(map(repr, allowed))}"
+        for name, value, allowed in (
+            ("backbone", backbone, BACKBONES),
+            ("view_fusion", view_fusion, VIEW_FUSIONS),
+            ("input_type", input_type, INPUT_TYPES),
+        )
+        if value not in allowed
+    ]
+    if input_type != "rgb" and (num_keypoints < 1 or keypoint_dims < 1):
+        problems.append(
+            f"{prefix}input_type={input_type!r} needs {prefix}num_keypoints >= 1 and {prefix}keypoint_dims >= 1, "
+            f"got num_keypoints={num_keypoints!r}, keypoint_dims={keypoint_dims!r}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        problems.append(f"{prefix}dropout={dropout!r} must be in [0, 1)")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -53,21 +82,17 @@ class ClassifierSpec:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_choice("backbone", self.backbone, BACKBONES)
-        _check_choice("view_fusion", self.view_fusion, VIEW_FUSIONS)
-        _check_choice("input_type", self.input_type, INPUT_TYPES)
         object.__setattr__(self, "views", tuple(self.views))  # a list from YAML/JSON is fine
+        problems = classifier_problems(
+            backbone=self.backbone, view_fusion=self.view_fusion, input_type=self.input_type,
+            num_keypoints=self.num_keypoints, keypoint_dims=self.keypoint_dims, dropout=self.dropout,
+        )  # fmt: skip
         if not self.views or len(set(self.views)) != len(self.views):
-            raise ValueError(f"views={self.views!r} must be one or more distinct names")
+            problems.append(f"views={self.views!r} must be one or more distinct names")
         if self.num_classes < 1:
-            raise ValueError(f"num_classes={self.num_classes!r} must be at least 1")
-        if self.input_type != "rgb" and (self.num_keypoints < 1 or self.keypoint_dims < 1):
-            raise ValueError(
-                f"input_type={self.input_type!r} needs num_keypoints >= 1 and keypoint_dims >= 1, "
-                f"got num_keypoints={self.num_keypoints!r}, keypoint_dims={self.keypoint_dims!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout!r} must be in [0, 1)")
+            problems.append(f"num_classes={self.num_classes!r} must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass

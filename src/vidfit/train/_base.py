@@ -74,9 +74,11 @@ class GuardedModule(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)
         return result
 
-    def on_fit_start(self) -> None:
+    def setup(self, stage: str) -> None:
+        # Before the strategy moves the model to its device and wraps it in DDP, so that DDP's gradient
+        # buckets get the channels_last_3d layout; for evaluation too, which runs at the same settings.
         settings = self.config.train
-        if self.device.type != "cuda":
+        if self.trainer.strategy.root_device.type != "cuda":
             return
         torch.backends.cuda.matmul.allow_tf32 = settings.tf32
         torch.backends.cudnn.allow_tf32 = settings.tf32

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,24 +12,36 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from vidfit.memory import memory_report
+from vidfit.memory import PeakMemory, memory_report, track_peak
 
 
 class MemoryMonitor(L.Callback):
-    """Prints the boxed memory report when training starts and logs memory every `every_n_steps`.
+    """Prints the boxed memory report when training starts and logs memory every `every_n_steps` optimizer steps.
+
+    Each log holds the current figures of `memory_report` and ``memory/peak_gib``, the peak of the interval
+    since the previous log, tracked by `track_peak`: allocated CUDA bytes on a GPU, sampled process RSS on
+    the CPU. With gradient accumulation a step spans several batches and is logged once, after its
+    optimizer step.
 
     Args:
-        every_n_steps: Steps between logged reports.
+        every_n_steps: Optimizer steps between logged reports.
     """
 
     def __init__(self, *, every_n_steps: int = 50) -> None:
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps={every_n_steps!r} must be >= 1")
         self.every_n_steps = every_n_steps
+        self._interval = contextlib.ExitStack()
+        self._peak: PeakMemory | None = None
+        self._last_step = 0
 
     def report(self, module: L.LightningModule) -> str:
         """The boxed report for the module's device, as text (also printed at the first epoch)."""
         return memory_report(module.device).box()
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._last_step = trainer.global_step
+        self._peak = self._interval.enter_context(track_peak(module.device))
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.current_epoch == 0:
@@ -36,58 +50,111 @@ class MemoryMonitor(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_index: int
     ) -> None:
-        if trainer.global_step % self.every_n_steps:
+        stepped, self._last_step = trainer.global_step != self._last_step, trainer.global_step
+        if not stepped or trainer.global_step % self.every_n_steps or self._peak is None:
             return
-        report = memory_report(module.device).as_dict()
+        self._interval.close()  # fills the interval's peak
+        peak_bytes = self._peak.peak_bytes
+        self._peak = self._interval.enter_context(track_peak(module.device))
+        # The report's own CUDA peak would repeat the interval's: `track_peak` resets the same statistic.
+        report = {k: v for k, v in memory_report(module.device).as_dict().items() if k != "peak_allocated_bytes"}
         figures = {f"memory/{k.removesuffix('_bytes')}_gib": v / 2**30 for k, v in report.items() if isinstance(v, int)}
-        module.log_dict(figures, on_step=True, on_epoch=False)
+        module.log_dict({**figures, "memory/peak_gib": peak_bytes / 2**30}, on_step=True, on_epoch=False)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._interval.close()
+        self._peak = None
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, module)
 
 
 class ThroughputMonitor(L.Callback):
-    """Logs clips/s and how much of each step waits for data; says so once when data is the bottleneck.
+    """Logs clips/s and the share of time spent waiting for data; says once when data is the bottleneck.
+
+    Figures are taken over windows of `every_n_steps` steps. The wait for the loader is measured on
+    the CPU; CUDA is synchronized only at the end of a window, so the window's time includes the GPU's
+    work without stalling every step. Validation in the middle of an epoch starts a new window.
 
     Args:
-        warn_data_fraction: Share of the step spent waiting for data above which it warns.
+        num_workers: The run's ``data.num_workers``: more workers is named as a fix below the CPU count.
+        decode_backend: The run's ``data.decode_backend``: nvdec is named as a fix on CUDA unless in use.
+        every_n_steps: Steps per window.
+        warn_data_fraction: Share of the time spent waiting for data above which it warns.
         warmup_steps: First steps of the run left out (workers starting, cuDNN autotuning).
     """
 
-    def __init__(self, *, warn_data_fraction: float = 0.2, warmup_steps: int = 5) -> None:
-        self.warn_data_fraction, self.warmup_steps = warn_data_fraction, warmup_steps
-        self._batch_start = self._last_end = 0.0
+    def __init__(
+        self,
+        *,
+        num_workers: int,
+        decode_backend: str,
+        every_n_steps: int = 10,
+        warn_data_fraction: float = 0.2,
+        warmup_steps: int = 5,
+    ) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps!r} must be >= 1")
+        self.num_workers, self.decode_backend = num_workers, decode_backend
+        self.every_n_steps, self.warn_data_fraction, self.warmup_steps = every_n_steps, warn_data_fraction, warmup_steps
         self._steps_seen = 0
         self._warned = False
+        self._restart()
+
+    def _restart(self) -> None:
+        self._window_start = self._last_end = time.perf_counter()
+        self._data_seconds, self._clips, self._steps = 0.0, 0, 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._last_end = time.perf_counter()
+        self._restart()
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._restart()
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_index: int) -> None:
-        self._batch_start = time.perf_counter()
+        self._data_seconds += time.perf_counter() - self._last_end
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_index: int
     ) -> None:
-        now = time.perf_counter()
-        data_seconds, step_seconds = self._batch_start - self._last_end, now - self._batch_start
-        self._last_end = now
         self._steps_seen += 1
         if self._steps_seen <= self.warmup_steps:
+            self._restart()
             return
-        total = data_seconds + step_seconds
-        fraction = data_seconds / total if total > 0 else 0.0
-        clips = next(len(value) for value in batch.values() if isinstance(value, torch.Tensor))
-        module.log_dict({"perf/clips_per_second": clips / total, "perf/data_fraction": fraction}, on_step=True)
+        self._clips += next(len(value) for value in batch.values() if isinstance(value, torch.Tensor))
+        self._steps += 1
+        if self._steps < self.every_n_steps:
+            self._last_end = time.perf_counter()
+            return
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+        elapsed = time.perf_counter() - self._window_start
+        fraction = min(1.0, self._data_seconds / elapsed) if elapsed > 0 else 0.0
+        module.log_dict({"perf/clips_per_second": self._clips / elapsed, "perf/data_fraction": fraction}, on_step=True)
         if fraction > self.warn_data_fraction and not self._warned:
             self._warned = True
             rank_zero_warn(
-                f"waiting for data takes {fraction:.0%} of each training step: raise data.num_workers, "
-                "transcode the videos to the training size with `vidfit prepare`, or decode on the GPU (nvdec)"
+                f"waiting for data takes {fraction:.0%} of the training time: " + "; ".join(self._fixes(module))
             )
+        self._restart()
+
+    def _fixes(self, module: L.LightningModule) -> list[str]:
+        """The fixes that apply to this run."""
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        fixes = []
+        if self.num_workers < cpus:
+            fixes.append(f"raise data.num_workers={self.num_workers} (there are {cpus} CPUs)")
+        # Whether the videos are larger than the training size or have long GOPs is not known without probing them.
+        fixes.append("transcode the videos to the training size with short GOPs (`vidfit prepare`)")
+        if module.device.type == "cuda" and self.decode_backend != "nvdec":
+            fixes.append("decode on the GPU (data.decode_backend: nvdec)")
+        return fixes
 
 
 class InterruptCheckpoint(L.Callback):
     """Saves a resumable checkpoint when training is interrupted (Ctrl-C), so no work is lost."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, *, path: Path) -> None:
         self.path = path
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:

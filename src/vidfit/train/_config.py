@@ -6,20 +6,17 @@ import copy
 import dataclasses
 import json
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args
 
 import yaml
 
+from vidfit.data import OnError, Tail, VideoDatasetConfig
+from vidfit.io import Backend, write_text_atomic
 from vidfit.train._config_rules import config_problems, fill_task_defaults
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run: names the file, the key, the value and what is allowed."""
-
+from vidfit.train._config_values import ConfigError, build_section
 
 # `action`: clip and per-frame classification; `super_resolution`: ESPCN upscaling of the centre frame.
 Task = Literal["action", "super_resolution"]
@@ -66,9 +63,15 @@ class DataConfig:
     frame_stride: int = 1
     max_video_frames: int | None = None
     chunk_overlap_frames: int = 0
+    tail: Tail = "keep"
+    min_tail_frames: int | None = None
     views: list[str] | None = None
     load_rgb: bool = True
     load_kpt: bool = False
+    sync_tolerance_seconds: float = 0.1
+    decode_backend: Backend = "pyav"
+    on_error: OnError = "raise"
+    report_path: str | None = None
     pin_memory: bool = True
     persistent_workers: bool = True
     prefetch_factor: int | None = None
@@ -79,6 +82,18 @@ class DataConfig:
     # super_resolution: high-resolution patch side in pixels, and patches cut from each chunk per epoch.
     patch_size: int = 96
     patches_per_chunk: int = 8
+
+    def dataset_config(self, **settings: Any) -> VideoDatasetConfig:
+        """A `VideoDatasetConfig` of this section's keys that it shares (same names), plus `settings`.
+
+        Raises:
+            ValueError: From `VideoDatasetConfig`'s own checks, naming the field and the allowed values.
+        """
+        shared = {f.name for f in dataclasses.fields(VideoDatasetConfig)} - settings.keys()
+        values = {name: getattr(self, name) for name in shared if hasattr(self, name)}
+        if values.get("views") is not None:
+            values["views"] = tuple(values["views"])
+        return VideoDatasetConfig(**values, **settings)
 
 
 @dataclass
@@ -151,15 +166,13 @@ class Config:
         return document
 
 
-# The seeds wrote precision as 16, "fp16" or "bf16"; Lightning's names are what vidfit keeps.
-_PRECISION_ALIASES = {16: "16-mixed", "16": "16-mixed", "fp16": "16-mixed", "bf16": "bf16-mixed", 32: "32"}
-
-
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Reads a YAML config (or the defaults when `path` is None) and applies ``section.key=value`` overrides.
 
     Everything is checked before any work starts: `ConfigError` names the file, the key and the
-    allowed keys or values. Relative paths in the file are taken from the config file's folder.
+    allowed keys or values. Relative paths in the file are taken from the config file's folder, those
+    of overrides from the working directory; the config holds them absolute, so a saved config loads
+    from anywhere.
     """
     source = str(path) if path is not None else "<defaults>"
     document: dict[str, Any] = {}
@@ -178,10 +191,14 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tupl
 def config_from_dict(
     document: dict[str, Any], *, source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
 ) -> Config:
-    """Builds a `Config` from plain data and ``section.key=value`` overrides, checking every section, key and value."""
+    """Builds a `Config` from plain data and ``section.key=value`` overrides, checking every section, key and value.
+
+    Relative paths are taken from the working directory.
+    """
     document = copy.deepcopy(document)
     for override in overrides:
         _apply_override(document, override, source)
+    _resolve_paths(document, Path.cwd())
     fill_task_defaults(document)
     hints = typing.get_type_hints(Config)
     values = {}
@@ -190,7 +207,7 @@ def config_from_dict(
             raise ConfigError(f"{source}: unknown section {name!r}; allowed: {', '.join(hints)}")
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: section {name!r} must be a mapping, got {section!r}")
-        values[name] = _build_section(hints[name], section, f"{source}: {name}")
+        values[name] = build_section(hints[name], section, f"{source}: {name}")
     config = Config(**values)
     problems = config_problems(config)
     if problems:
@@ -198,68 +215,18 @@ def config_from_dict(
     return config
 
 
-def _build_section(cls: type, section: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in section.items():
-        if key not in hints:
-            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(hints)}")
-        if key == "precision" and value in _PRECISION_ALIASES:
-            value = _PRECISION_ALIASES[value]
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}={value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, option, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple) or (origin is tuple and len(value) != len(args)):
-            raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
-        kinds = args if origin is tuple else (args[0],) * len(value)
-        coerced = [_coerce(item, kind, where) for item, kind in zip(value, kinds, strict=True)]
-        return tuple(coerced) if origin is tuple else coerced
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{where}={value!r} must be {_describe(annotation)}")
-
-
-def _describe(annotation: Any) -> str:
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is None:
-        return str(getattr(annotation, "__name__", annotation))
-    if origin is Literal:
-        return " or ".join(map(repr, args))
-    if origin in (Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
-    return str(annotation).replace("typing.", "")
-
-
 def _resolve_paths(document: dict[str, Any], folder: Path) -> None:
     for section, key in (
         ("data", "manifest"),
         ("data", "cache_dir"),
+        ("data", "report_path"),
         ("model", "pretrained_path"),
         ("train", "teacher"),
     ):
         values = document.get(section)
         value = values.get(key) if isinstance(values, dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
-            values[key] = str(folder / value)  # type: ignore[index]
+            values[key] = str((folder / value).resolve())  # type: ignore[index]
 
 
 def _apply_override(document: dict[str, Any], override: str, source: str) -> None:
@@ -279,9 +246,4 @@ def _apply_override(document: dict[str, Any], override: str, source: str) -> Non
 
 def save_config(config: Config, path: str | os.PathLike[str]) -> Path:
     """Writes the resolved config as YAML, atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

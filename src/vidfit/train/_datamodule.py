@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from vidfit.data import VideoDataset, VideoDatasetConfig, load_manifest, make_loader
+from vidfit.data import VideoDataset, load_manifest, make_loader
 from vidfit.train._config import Config, ConfigError, DataConfig
 
 
@@ -36,22 +36,17 @@ class VideoDataModule(L.LightningDataModule):
     def _dataset(self, split: str, mode: Literal["clip", "chunk"]) -> VideoDataset:
         if split not in self._datasets:
             data = self.config.data
-            require_split(data, self._split_counts, split)
+            require_split(data, split_counts=self._split_counts, split=split)
             self._datasets[split] = VideoDataset(
-                VideoDatasetConfig(
-                    manifest=data.manifest, split=split, mode=mode, num_frames=data.num_frames,
-                    sampling=data.sampling, frame_stride=data.frame_stride, image_size=data.image_size,
-                    max_video_frames=data.max_video_frames, chunk_overlap_frames=data.chunk_overlap_frames,
-                    views=tuple(self.views), load_rgb=data.load_rgb, load_kpt=data.load_kpt,
-                    seed=self.config.experiment.seed, cache_dir=data.cache_dir,
-                )
-            )  # fmt: skip
+                data.dataset_config(split=split, mode=mode, views=tuple(self.views), seed=self.config.experiment.seed)
+            )
         return self._datasets[split]
 
     def _loader(self, dataset: VideoDataset, *, train: bool) -> DataLoader[Any]:
-        if self.batch_size is None:
-            raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
+        # Evaluation takes whole chunks, which differ in length: one per batch, whatever data.batch_size says.
         batch_size = self.batch_size if train else 1
+        if batch_size is None:
+            raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
         return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -68,7 +63,7 @@ class VideoDataModule(L.LightningDataModule):
             dataset.close()
 
 
-def require_split(data: DataConfig, split_counts: Counter[str | None], split: str) -> None:
+def require_split(data: DataConfig, *, split_counts: Counter[str | None], split: str) -> None:
     """Refuses a split without videos, naming the config key that asked for it and the splits there are."""
     if split_counts[split]:
         return

@@ -44,14 +44,15 @@ class OomGuard:
 
     Args:
         parameters: The trained parameters whose gradients the guard keeps apart.
+        advice: What to change when even the smallest split does not fit (`vidfit.memory.memory_advice`).
         num_micro_batches: Micro-batches to start with (restored from a checkpoint on resume).
     """
 
-    def __init__(self, parameters: Sequence[nn.Parameter], *, num_micro_batches: int = 1) -> None:
+    def __init__(self, parameters: Sequence[nn.Parameter], *, advice: str, num_micro_batches: int = 1) -> None:
         if num_micro_batches < 1:
             raise ValueError(f"num_micro_batches={num_micro_batches!r} must be >= 1")
         self.parameters = list(parameters)
-        self.num_micro_batches = num_micro_batches
+        self.advice, self.num_micro_batches = advice, num_micro_batches
 
     def run(
         self,
@@ -94,7 +95,7 @@ class OomGuard:
                 if earlier is None:
                     raise torch.OutOfMemoryError(
                         "out of memory in a step whose gradients are being all-reduced across ranks, which cannot "
-                        f"be redone in step with the other ranks: {memory_advice()}"
+                        f"be redone in step with the other ranks: {self.advice}"
                     ) from error
             else:
                 if earlier is not None:
@@ -127,7 +128,7 @@ class OomGuard:
 
     def _split_further(self, batch_size: int) -> None:
         if self.num_micro_batches >= batch_size:
-            raise torch.OutOfMemoryError(f"one clip does not fit in memory even alone: {memory_advice()}")
+            raise torch.OutOfMemoryError(f"one clip does not fit in memory even alone: {self.advice}")
         self.num_micro_batches = min(2 * self.num_micro_batches, batch_size)
         # Every rank says so itself: under DDP an OOM is usually one rank's.
         warnings.warn(
@@ -148,10 +149,3 @@ class OomGuard:
                 p.grad = grad
             elif grad is not None:
                 p.grad = grad.add_(p.grad)
-
-
-def memory_advice() -> str:  # TEMP until vidfit.memory provides it
-    return (
-        "lower data.num_frames or data.image_size, set model.activation_checkpointing: true, "
-        "or train in trainer.precision: bf16-mixed (or 16-mixed)"
-    )

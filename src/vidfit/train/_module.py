@@ -10,7 +10,8 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidfit.infer import ChunkedPredictor
-from vidfit.models import build_classifier
+from vidfit.memory import Precision, memory_advice
+from vidfit.models import backbone_constraints, build_classifier
 from vidfit.train._base import Batch, GuardedModule
 from vidfit.train._config import Config, config_from_dict
 from vidfit.train._distributed import ChunkResult, broadcast_buffers, evaluation_metrics, gather_chunk_results
@@ -24,17 +25,21 @@ class VideoClassificationModule(GuardedModule):
         config: The run's configuration as plain data (saved in checkpoints).
         label_names: Class names, in label-index order.
         views: Camera views, in the order the data module stacks them.
+        load_pretrained: Read `model.pretrained_path`; off when a checkpoint's weights will replace them.
     """
 
-    def __init__(self, *, config: dict[str, Any], label_names: list[str], views: list[str]) -> None:
+    def __init__(
+        self, *, config: dict[str, Any], label_names: list[str], views: list[str], load_pretrained: bool = True
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["load_pretrained"])
         self.config: Config = config_from_dict(config, source="checkpoint hyper-parameters")
         model = self.config.model
         self.model = build_classifier(
             backbone=model.backbone, num_classes=len(label_names), views=tuple(views), view_fusion=model.view_fusion,
             input_type=model.input_type, num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims,
-            activation_checkpointing=model.activation_checkpointing, pretrained_path=model.pretrained_path,
+            activation_checkpointing=model.activation_checkpointing,
+            pretrained_path=model.pretrained_path if load_pretrained else None,
             dropout=model.dropout,
         )  # fmt: skip
         # Loss modules are built once here, not per step (seed 002's hygiene). Summed, then divided by the
@@ -52,7 +57,17 @@ class VideoClassificationModule(GuardedModule):
         # Evaluation keeps a result per chunk instead of running metrics: under DDP the results of every rank are
         # gathered and the chunks DistributedSampler repeats to even out the shards are counted once.
         self._chunk_results: list[ChunkResult] = []
-        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad])
+        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad], advice=self._memory_advice())
+
+    def _memory_advice(self) -> str:
+        model, data = self.config.model, self.config.data
+        resizable = model.input_type == "kpt" or backbone_constraints(model.backbone).exact_shape is None
+        return memory_advice(
+            num_frames=data.num_frames if resizable else None,
+            image_size=data.image_size if resizable else None,
+            precision=self.config.trainer.precision,
+            activation_checkpointing=model.activation_checkpointing,
+        )
 
     def forward(self, batch: Batch) -> Any:
         return self.model(
@@ -102,9 +117,7 @@ class VideoClassificationModule(GuardedModule):
         # Every rank evaluates the model that the checkpoint saves (rank 0's BatchNorm statistics).
         broadcast_buffers(self)
 
-    def on_test_epoch_start(self) -> None:
-        self._chunk_results = []
-        broadcast_buffers(self)
+    on_test_epoch_start = on_validation_epoch_start
 
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")
@@ -122,6 +135,24 @@ class VideoClassificationModule(GuardedModule):
         self.log(f"{stage}/acc", metrics.accuracy, prog_bar=True, **options)
         self.log(f"{stage}/frame_acc", metrics.frame_accuracy, **options)
 
+    def chunked_predictor(self, *, device: torch.device, precision: Precision = "32") -> ChunkedPredictor:
+        """The model behind a `ChunkedPredictor` with the config's `train.chunk_*` and `video_batch_size`.
+
+        Windows shorter than the backbone takes (a video's tail, a short video) are padded to its minimum.
+        """
+        settings, model = self.config.train, self.config.model
+        min_frames = 1 if model.input_type == "kpt" else backbone_constraints(model.backbone).min_window_frames
+        return ChunkedPredictor(
+            self.model,
+            chunk_infer_size=settings.chunk_infer_size,
+            chunk_overlap=settings.chunk_overlap,
+            chunk_aggregation=settings.chunk_aggregation,
+            video_batch_size=settings.video_batch_size,
+            precision=precision,
+            device=device,
+            min_window_frames=min_frames,
+        )
+
     def _chunked_forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples longer than `train.chunk_infer_size` go through `ChunkedPredictor`; others in one pass."""
         settings = self.config.train
@@ -129,14 +160,7 @@ class VideoClassificationModule(GuardedModule):
         if settings.chunk_infer_size == -1 or num_frames <= settings.chunk_infer_size or "video" not in batch:
             output = self(batch)
             return output.logits, output.frame_logits
-        predictor = ChunkedPredictor(
-            self.model,
-            chunk_infer_size=settings.chunk_infer_size,
-            chunk_overlap=settings.chunk_overlap,
-            chunk_aggregation=settings.chunk_aggregation,
-            video_batch_size=settings.video_batch_size,
-            device=self.device,
-        )
+        predictor = self.chunked_predictor(device=self.device)
         logits, frames = [], []
         for index in range(len(batch["label"])):
             keypoints, mask = batch.get("keypoints"), batch.get("keypoint_mask")

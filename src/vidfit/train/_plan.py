@@ -15,19 +15,32 @@ from typing import Any
 
 import torch
 
-from vidfit.memory import PlanRow, Precision, format_bytes, plan_verdict, recommend, render_table, write_plan
+from vidfit.memory import (
+    PlanRow,
+    Precision,
+    check_budget,
+    format_bytes,
+    parse_bytes,
+    plan_verdict,
+    recommend,
+    render_table,
+    write_plan,
+)
 from vidfit.train._config import Config
 from vidfit.train._plan_grid import check_counts, check_precisions, check_switches
-from vidfit.train._plan_step import DEFAULT_IMAGE_SIZE, PlanStep, views_and_classes
+from vidfit.train._plan_step import PlanStep, plan_inputs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanResult:
     """A memory plan over a grid of configurations.
 
     Attributes:
-        rows: One row per configuration: frames, then batch size, precision and checkpointing.
+        rows: One row per configuration: frames, then batch size, precision and checkpointing. A row that
+            does not fit carries `PlanRow.advice`.
         budget_bytes: The budget the verdicts are against.
+        image_size: (height, width) of the planned frames.
+        image_size_source: Where `image_size` comes from: ``data.image_size`` or the data's native size.
         measured: Whether the peaks were measured on the GPU rather than estimated.
         recommendation: `vidfit.memory.recommend` of the rows, None when none is safe.
         advice: What to change when every configuration runs out of memory, else None.
@@ -35,27 +48,37 @@ class PlanResult:
 
     rows: tuple[PlanRow, ...]
     budget_bytes: int
+    image_size: tuple[int, int]
+    image_size_source: str
     measured: bool
     recommendation: PlanRow | None
     advice: str | None = None
 
     def table(self) -> str:
-        """The Markdown table of `vidfit.memory.render_table`, followed by the advice when there is one."""
-        text = render_table(self.rows, self.budget_bytes)
+        """The Markdown table of `vidfit.memory.render_table`, where the frame size comes from, and the advice."""
+        height, width = self.image_size
+        text = render_table(self.rows, budget_bytes=self.budget_bytes, image_size=self.image_size)
+        text += f"\n\nFrames of {height}x{width}: {self.image_size_source}."
         return text if self.advice is None else f"{text}\n\n{self.advice}"
 
-    def write(self, json_path: Path | str, png_path: Path | str) -> None:
+    def write(self, *, json_path: Path | str, png_path: Path | str) -> None:
         """Writes the plan as JSON and as a PNG chart (see `vidfit.memory.write_plan`)."""
-        write_plan(self.rows, self.budget_bytes, json_path, png_path)
+        write_plan(
+            self.rows,
+            budget_bytes=self.budget_bytes,
+            image_size=self.image_size,
+            json_path=json_path,
+            png_path=png_path,
+        )
 
 
 def plan_memory(
     config: Config,
     *,
-    budget_bytes: int,
+    budget: str | int,
     frames: Sequence[int] | None = None,
-    batches: Sequence[int] | None = None,
-    precisions: Sequence[str] | None = None,
+    batch: Sequence[int] | None = None,
+    precision: Sequence[str] | None = None,
     checkpointing: Sequence[bool] | None = None,
     measure: bool | None = None,
     num_views: int | None = None,
@@ -63,12 +86,14 @@ def plan_memory(
 ) -> PlanResult:
     """Measures or estimates a training step's peak memory for every configuration of a grid.
 
+    The keywords are the options of `vidfit plan`, and the messages name them so.
+
     Args:
         config: The run; its model, image size, optimizer and frame-loss weight are planned for.
-        budget_bytes: Memory available to training.
+        budget: Memory available to training: a size with a unit such as ``"16GiB"``, or an int of bytes.
         frames: Clip lengths; by default ``data.num_frames``.
-        batches: Batch sizes; by default ``data.batch_size``.
-        precisions: ``"32"``, ``"16-mixed"``, ``"bf16-mixed"`` or ``"auto"``; by default ``trainer.precision``.
+        batch: Batch sizes; by default ``data.batch_size``.
+        precision: ``"32"``, ``"16-mixed"``, ``"bf16-mixed"`` or ``"auto"``; by default ``trainer.precision``.
             ``"auto"`` is bf16-mixed (16-mixed on a GPU without bf16).
         checkpointing: Activation checkpointing off/on; by default ``model.activation_checkpointing``.
         measure: Run the steps on the CUDA GPU (True) or estimate them (False); None measures when a GPU
@@ -78,39 +103,93 @@ def plan_memory(
 
     Raises:
         ValueError: A bad axis value, budget or count, a budget above the GPU's memory, ``measure=True``
-            without a GPU, or a manifest that cannot be read while views or classes are needed from it.
+            without a GPU, or a manifest that cannot be read while views, classes or the native frame size
+            (``data.image_size`` unset) are needed from it.
     """
+    budget_bytes = parse_bytes(budget, name="--budget")
     if budget_bytes <= 0:
-        raise ValueError(f"budget_bytes={budget_bytes} must be > 0")
-    measured = _resolve_measure(measure, budget_bytes)
+        raise ValueError(f"--budget {budget!r} must be more than 0 bytes")
+    if num_views is not None and num_views < 1:
+        raise ValueError(f"num_views={num_views} must be >= 1")
+    measured = _resolve_measure(measure, budget, budget_bytes)
     axes = _Axes(
         frames=check_counts("frames", frames, config.data.num_frames),
-        batches=check_counts("batches", batches, _configured_batch(config)),
-        precisions=check_precisions(precisions, config.trainer.precision, measured),
+        batch=check_counts("batch", batch, _configured_batch(config)),
+        precision=check_precisions(precision, config.trainer.precision),
         checkpointing=check_switches(checkpointing, config.model.activation_checkpointing),
     )
-    step = PlanStep(config, *views_and_classes(config, num_views, num_classes))
+    views = None if num_views is None else tuple(f"view{index}" for index in range(num_views))
+    inputs = plan_inputs(config, views=views, num_classes=num_classes)
+    step = PlanStep(config=config, inputs=inputs)
     rows: list[PlanRow] = []
-    for num_frames, batch_size, precision, ckpt in itertools.product(*axes.values()):
-        row_args = (num_frames, batch_size, precision, ckpt)
-        if measured and _known_oom(rows, *row_args):
-            peak, clips_per_second = None, None
-        else:
-            peak, clips_per_second = (step.measure if measured else step.estimate)(*row_args, budget_bytes)
+    for num_frames, batch_size, row_precision, ckpt in itertools.product(*axes.values()):
         rows.append(
-            PlanRow(
+            _row(
+                step,
+                rows,
+                measured=measured,
+                budget_bytes=budget_bytes,
                 num_frames=num_frames,
                 batch_size=batch_size,
-                precision=precision,
-                activation_checkpointing=ckpt,
-                peak_bytes=peak,
-                clips_per_second=clips_per_second,
-                measured=measured,
-                verdict=plan_verdict(peak, budget_bytes),
+                precision=row_precision,
+                checkpointing=ckpt,
             )
         )
-    advice = _advice(config, axes, budget_bytes) if all(row.verdict == "oom" for row in rows) else None
-    return PlanResult(tuple(rows), budget_bytes, measured, recommend(rows), advice)
+    advice = _advice(axes, step, budget_bytes) if all(row.verdict == "oom" for row in rows) else None
+    return PlanResult(
+        rows=tuple(rows),
+        budget_bytes=budget_bytes,
+        image_size=inputs.image_size,
+        image_size_source=inputs.image_size_source,
+        measured=measured,
+        recommendation=recommend(rows),
+        advice=advice,
+    )
+
+
+def _row(
+    step: PlanStep,
+    earlier: list[PlanRow],
+    *,
+    measured: bool,
+    budget_bytes: int,
+    num_frames: int,
+    batch_size: int,
+    precision: Precision,
+    checkpointing: bool,
+) -> PlanRow:
+    """Measures or estimates one configuration; a measured one is skipped when a smaller one already ran out."""
+    speed: float | None = None
+    peak: int | None = None
+    if not measured:
+        peak = step.estimate(
+            num_frames=num_frames, batch_size=batch_size, precision=precision, checkpointing=checkpointing
+        )
+    elif not _known_oom(earlier, num_frames, batch_size, precision, checkpointing):
+        peak, speed = step.measure(
+            num_frames=num_frames,
+            batch_size=batch_size,
+            precision=precision,
+            checkpointing=checkpointing,
+            budget_bytes=budget_bytes,
+        )
+    verdict = plan_verdict(peak, budget_bytes)
+    advice = None
+    if verdict == "oom":
+        advice = step.advice(
+            num_frames=num_frames, batch_size=batch_size, precision=precision, checkpointing=checkpointing
+        )
+    return PlanRow(
+        num_frames=num_frames,
+        batch_size=batch_size,
+        precision=precision,
+        activation_checkpointing=checkpointing,
+        peak_bytes=peak,
+        clips_per_second=speed,
+        measured=measured,
+        verdict=verdict,
+        advice=advice,
+    )
 
 
 def _configured_batch(config: Config) -> int:
@@ -122,26 +201,23 @@ def _configured_batch(config: Config) -> int:
 @dataclass(frozen=True)
 class _Axes:
     frames: list[int]
-    batches: list[int]
-    precisions: list[Precision]
+    batch: list[int]
+    precision: list[Precision]
     checkpointing: list[bool]
 
     def values(self) -> tuple[list[Any], ...]:
-        return self.frames, self.batches, self.precisions, self.checkpointing
+        return self.frames, self.batch, self.precision, self.checkpointing
 
 
-def _resolve_measure(measure: bool | None, budget_bytes: int) -> bool:
+def _resolve_measure(measure: bool | None, budget: str | int, budget_bytes: int) -> bool:
     available = torch.cuda.is_available()
     if measure and not available:
         raise ValueError("measure=True needs a CUDA GPU and none is available; use measure=False to estimate")
     measured = available if measure is None else measure
     if measured:
-        _, total = torch.cuda.mem_get_info()
-        if budget_bytes > total:
-            raise ValueError(
-                f"budget_bytes={budget_bytes} ({format_bytes(budget_bytes)}) is above the GPU's total memory "
-                f"of {total} bytes ({format_bytes(total)})"
-            )
+        check_budget(
+            budget_bytes, device=torch.device("cuda", torch.cuda.current_device()), label=f"--budget {budget!r}"
+        )
     return measured
 
 
@@ -160,21 +236,17 @@ def _known_oom(rows: list[PlanRow], num_frames: int, batch_size: int, precision:
     )
 
 
-def _advice(config: Config, axes: _Axes, budget_bytes: int) -> str:
-    """What to change when no configuration fits, from what the grid has not tried yet."""
-    height, width = config.data.image_size or DEFAULT_IMAGE_SIZE
-    changes = []
-    if min(axes.batches) > 1:
-        changes.append(f"a smaller batch size than {min(axes.batches)}")
-    if min(axes.frames) > 1:
-        changes.append(f"fewer frames than {min(axes.frames)} (data.num_frames)")
-    if True not in axes.checkpointing:
-        changes.append("activation checkpointing (model.activation_checkpointing: true)")
-    if not set(axes.precisions) & {"16-mixed", "bf16-mixed"}:
-        changes.append("a 16-bit precision (trainer.precision: bf16-mixed or 16-mixed)")
-    changes.append(f"a smaller image_size than {height}x{width} (data.image_size)")
-    changes.append("a smaller backbone (model.backbone)" if config.model.backbone != "tiny" else "a larger budget")
+def _advice(axes: _Axes, step: PlanStep, budget_bytes: int) -> str:
+    """What to change when no configuration fits: the changes the grid's smallest configuration leaves."""
+    half = [p for p in axes.precision if p != "32"]
+    changes = step.advice(
+        num_frames=min(axes.frames),
+        batch_size=min(axes.batch),
+        precision=half[0] if half else "32",
+        checkpointing=True in axes.checkpointing,
+    )
     return (
         f"No configuration fits the budget of {format_bytes(budget_bytes)}, not even batch size "
-        f"{min(axes.batches)} at {min(axes.frames)} frames. Try: " + "; ".join(changes) + "."
+        f"{min(axes.batch)} at {min(axes.frames)} frames. Try: {changes}; else a smaller model.backbone or a "
+        "larger budget."
     )

@@ -1,4 +1,8 @@
-"""The axes of a memory plan: comma-separated command-line lists, parsed and checked against the config."""
+"""The axes of a memory plan: comma-separated command-line lists, parsed and checked against the config.
+
+Messages name each axis by its command-line option (``--frames``, ``--batch``, ``--precision``,
+``--checkpointing``), which is also its keyword in `plan_memory`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args
 
-import torch
-
-from vidfit.memory import Precision
+from vidfit.memory import Precision, cuda_mixed_precision
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 _PRECISION_ALIASES = {"16": "16-mixed", "fp16": "16-mixed", "bf16": "bf16-mixed", "fp32": "32"}
@@ -24,15 +26,16 @@ class PlanGrid:
     """
 
     frames: list[int] | None = None
-    batches: list[int] | None = None
-    precisions: list[str] | None = None
+    batch: list[int] | None = None
+    precision: list[str] | None = None
     checkpointing: list[bool] | None = None
 
 
 def parse_grid(
+    *,
     frames: str | None = None,
-    batches: str | None = None,
-    precisions: str | None = None,
+    batch: str | None = None,
+    precision: str | None = None,
     checkpointing: str | None = None,
 ) -> PlanGrid:
     """Parses comma-separated axes: ``"30,40,60"``, ``"8,12,16"``, ``"32,16-mixed"``, ``"off,on"``.
@@ -42,8 +45,8 @@ def parse_grid(
     """
     return PlanGrid(
         frames=_parse_list("frames", frames, lambda item: _parse_count("frames", item)),
-        batches=_parse_list("batches", batches, lambda item: _parse_count("batches", item)),
-        precisions=_parse_list("precisions", precisions, _parse_precision),
+        batch=_parse_list("batch", batch, lambda item: _parse_count("batch", item)),
+        precision=_parse_list("precision", precision, _parse_precision),
         checkpointing=_parse_list("checkpointing", checkpointing, _parse_switch),
     )
 
@@ -55,33 +58,33 @@ def _parse_list(name: str, text: str | None, parse: Callable[[str], _T]) -> list
 def _split(name: str, text: str) -> list[str]:
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
-        raise ValueError(f"{name}={text!r} must be a comma-separated list of values, e.g. {_EXAMPLES[name]!r}")
+        raise ValueError(f"--{name} {text!r} must be a comma-separated list of values, e.g. {_EXAMPLES[name]!r}")
     return items
 
 
-_EXAMPLES = {"frames": "16,32", "batches": "4,8", "precisions": "32,bf16-mixed", "checkpointing": "off,on"}
+_EXAMPLES = {"frames": "16,32", "batch": "4,8", "precision": "32,bf16-mixed", "checkpointing": "off,on"}
 
 
 def _parse_count(name: str, item: str) -> int:
     try:
         value = int(item)
     except ValueError:
-        raise ValueError(f"{name}: {item!r} is not a whole number >= 1") from None
+        raise ValueError(f"--{name}: {item!r} is not a whole number >= 1") from None
     if value < 1:
-        raise ValueError(f"{name}: {value} is not >= 1")
+        raise ValueError(f"--{name}: {value} is not >= 1")
     return value
 
 
 def _parse_precision(item: str) -> str:
     value = _PRECISION_ALIASES.get(item.lower(), item.lower())
     if value not in (*PRECISIONS, "auto"):
-        raise ValueError(f"precisions: {item!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
+        raise ValueError(f"--precision: {item!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
     return value
 
 
 def _parse_switch(item: str) -> bool:
     if item.lower() not in _SWITCHES:
-        raise ValueError(f"checkpointing: {item!r} is not one of 'off', 'on'")
+        raise ValueError(f"--checkpointing: {item!r} is not one of 'off', 'on'")
     return _SWITCHES[item.lower()]
 
 
@@ -92,25 +95,24 @@ def unique(values: Sequence[Any]) -> list[Any]:
 def check_counts(name: str, values: Sequence[int] | None, default: int) -> list[int]:
     chosen = [default] if values is None else unique(values)
     if not chosen:
-        raise ValueError(f"{name} is empty; give at least one value >= 1")
+        raise ValueError(f"--{name} is empty; give at least one value >= 1")
     for value in chosen:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: {value!r} is not a whole number >= 1")
+            raise ValueError(f"--{name}: {value!r} is not a whole number >= 1")
     return chosen
 
 
-def check_precisions(values: Sequence[str] | None, default: str, measured: bool) -> list[Precision]:
+def check_precisions(values: Sequence[str] | None, default: str) -> list[Precision]:
+    """The precisions to plan; ``"auto"`` is the mixed precision a CUDA GPU trains in (`cuda_mixed_precision`)."""
     chosen = [default] if values is None else list(values)
     if not chosen:
-        raise ValueError(f"precisions is empty; give at least one of {', '.join(map(repr, PRECISIONS))}")
+        raise ValueError(f"--precision is empty; give at least one of {', '.join(map(repr, PRECISIONS))}")
     resolved = []
     for value in chosen:
-        if value == "auto":
-            # The plan targets a GPU, where `auto` trains in mixed precision (see `resolve_precision`).
-            bf16 = not measured or torch.cuda.is_bf16_supported()
-            value = "bf16-mixed" if bf16 else "16-mixed"
+        # The plan targets a GPU, where `auto` trains in mixed precision, also when it is estimated without one.
+        value = cuda_mixed_precision() if value == "auto" else value
         if value not in PRECISIONS:
-            raise ValueError(f"precisions: {value!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
+            raise ValueError(f"--precision: {value!r} is not one of {', '.join(map(repr, (*PRECISIONS, 'auto')))}")
         resolved.append(value)
     return unique(resolved)
 
@@ -118,5 +120,5 @@ def check_precisions(values: Sequence[str] | None, default: str, measured: bool)
 def check_switches(values: Sequence[bool] | None, default: bool) -> list[bool]:
     chosen = [default] if values is None else unique(values)
     if not chosen or any(not isinstance(value, bool) for value in chosen):
-        raise ValueError(f"checkpointing={values!r} must be a non-empty list of True (on) and False (off)")
+        raise ValueError(f"--checkpointing {values!r} must be a non-empty list of True (on) and False (off)")
     return chosen

@@ -6,7 +6,7 @@ import os
 import signal
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,10 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from vidfit.memory import cuda_mixed_precision
 from vidfit.train._autofit import AutoFit
 from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputMonitor
-from vidfit.train._config import Config, ConfigError, save_config
+from vidfit.train._config import Config, ConfigError, TrainConfig, save_config
 from vidfit.train._datamodule import VideoDataModule
 from vidfit.train._module import VideoClassificationModule
 from vidfit.train._sr import checkpoint_task
@@ -49,23 +50,36 @@ def resolve_precision(config: Config) -> str:
     if precision != "auto":
         return precision
     if config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return cuda_mixed_precision()
     return "32"
 
 
 def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool) -> L.Trainer:
     trainer, train = config.trainer, config.train
-    callbacks: list[L.Callback] = [MemoryMonitor(every_n_steps=max(1, trainer.log_every_n_steps)), ThroughputMonitor()]
+    throughput = ThroughputMonitor(
+        num_workers=config.data.num_workers,
+        decode_backend=config.data.decode_backend,
+        every_n_steps=trainer.log_every_n_steps,
+    )
+    callbacks: list[L.Callback] = [MemoryMonitor(every_n_steps=trainer.log_every_n_steps), throughput]
     if run_dir is not None:
         mode = "min" if train.monitor.endswith("loss") else "max"
-        callbacks += [
-            ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=train.monitor, mode=mode, save_last=True),
-            InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt"),
-            LearningRateMonitor(logging_interval="epoch"),
-            _config_saver(config, run_dir / "config.yaml"),
-        ]
+        # AutoFit before the config saver, which records the batch it chose.
+        autofit: AutoFit | None = None
         if config.data.batch_size == "auto":
-            callbacks.append(AutoFit(precision=resolve_precision(config)))  # type: ignore[arg-type]
+            autofit = AutoFit(precision=resolve_precision(config))  # type: ignore[arg-type]
+        callbacks += [
+            *([autofit] if autofit is not None else []),
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=train.monitor, mode=mode),
+            # `save_last` of the checkpoint above rewrites last.ckpt only when it saves a new best.
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+                save_on_train_epoch_end=True, enable_version_counter=False,
+            ),
+            InterruptCheckpoint(path=run_dir / "checkpoints" / "interrupted.ckpt"),
+            LearningRateMonitor(logging_interval="epoch"),
+            _config_saver(config, run_dir / "config.yaml", autofit=autofit),
+        ]  # fmt: skip
         if train.early_stopping_patience is not None:
             callbacks.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.early_stopping_patience))
     optional = {k: v for k, v in asdict(trainer).items() if k.startswith("limit_") or k == "val_check_interval"}
@@ -80,16 +94,24 @@ def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool)
     )  # fmt: skip
 
 
-def _config_saver(config: Config, path: Path) -> L.Callback:
+def _config_saver(config: Config, path: Path, *, autofit: AutoFit | None) -> L.Callback:
     """Saves the config from rank 0 at `setup`, once every rank has joined the run.
 
     A file in the run folder any earlier would make the ranks started later (Lightning's launcher
-    runs `fit` again in each) see the version as taken and log to the next one.
+    runs `fit` again in each) see the version as taken and log to the next one. With auto-fit, the
+    saved config holds the batch and accumulation it chose, so the run can be repeated as it ran.
     """
 
     def save(trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero:
+        if not trainer.is_global_zero:
+            return
+        chosen = autofit.result if autofit is not None else None
+        if chosen is None:
             save_config(config, path)
+            return
+        data = replace(config.data, batch_size=chosen.batch_size)
+        train = replace(config.train, accumulate_grad_batches=chosen.accumulate_grad_batches)
+        save_config(replace(config, data=data, train=train), path)
 
     return LambdaCallback(setup=save)
 
@@ -109,12 +131,15 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True))
-    checkpoint = trainer.checkpoint_callback
-    assert isinstance(checkpoint, ModelCheckpoint)
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    last = Path(checkpoint.last_model_path) if checkpoint.last_model_path else None
-    score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
-    return FitResult(run_dir, best, last, score, {k: float(v) for k, v in trainer.callback_metrics.items()})
+    best, last = trainer.checkpoint_callbacks
+    assert isinstance(best, ModelCheckpoint) and isinstance(last, ModelCheckpoint)
+    return FitResult(
+        run_dir,
+        Path(best.best_model_path) if best.best_model_path else None,
+        Path(last.best_model_path) if last.best_model_path else None,
+        float(best.best_model_score) if best.best_model_score is not None else None,
+        {k: float(v) for k, v in trainer.callback_metrics.items()},
+    )
 
 
 def _run_version(resume_from: str | os.PathLike[str] | None) -> str | None:
@@ -167,19 +192,37 @@ def _data_and_module(
     if config.experiment.task == "super_resolution":
         return sr_data_and_module(config, checkpoint=checkpoint, load=load)
     data = VideoDataModule(config)
-    if checkpoint is not None:
-        check_checkpoint(checkpoint, config, data.label_names)
-    if load and checkpoint is not None:
-        return data, load_module(checkpoint)
-    return data, VideoClassificationModule(config=config.to_dict(), label_names=data.label_names, views=data.views)
+    if checkpoint is None:
+        module = VideoClassificationModule(config=config.to_dict(), label_names=data.label_names, views=data.views)
+        return data, module
+    check_checkpoint(checkpoint, config=config, label_names=data.label_names, views=data.views)
+    if load:
+        return data, load_module(checkpoint, train=config.train)
+    # Resuming: the checkpoint's weights replace the pretrained ones, which are not read.
+    module = VideoClassificationModule(
+        config=config.to_dict(), label_names=data.label_names, views=data.views, load_pretrained=False
+    )
+    return data, module
 
 
-def load_module(checkpoint: str | os.PathLike[str]) -> VideoClassificationModule:
-    """A trained module from a Lightning checkpoint, on the CPU; tensors only are unpickled."""
+def load_module(checkpoint: str | os.PathLike[str], *, train: TrainConfig | None = None) -> VideoClassificationModule:
+    """A trained module from a Lightning checkpoint, on the CPU; tensors only are unpickled.
+
+    The model's pretrained weights file is not read: the checkpoint holds all the weights.
+
+    Args:
+        checkpoint: The ``.ckpt`` file.
+        train: Settings to evaluate with (chunked inference, precision) instead of the checkpoint's own.
+    """
     task = checkpoint_task(checkpoint)
     if task != "action":
         raise ConfigError(f"{checkpoint}: a checkpoint of experiment.task {task!r}; load it with load_sr_module")
-    return VideoClassificationModule.load_from_checkpoint(Path(checkpoint), map_location="cpu", weights_only=True)
+    module = VideoClassificationModule.load_from_checkpoint(
+        Path(checkpoint), map_location="cpu", weights_only=True, load_pretrained=False
+    )
+    if train is not None:
+        module.config.train = train
+    return module
 
 
 def read_hyperparameters(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
@@ -187,24 +230,42 @@ def read_hyperparameters(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # Memory-mapped: the tensors are not read, so looking at a large checkpoint's settings costs little.
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if "hyper_parameters" not in state:
         raise ConfigError(f"{path}: not a vidfit checkpoint (no hyper_parameters)")
     return dict(state["hyper_parameters"])
 
 
-def check_checkpoint(checkpoint: str | os.PathLike[str], config: Config, label_names: list[str]) -> None:
-    """Refuses a checkpoint of another model or label set than the config and its data describe."""
+# Model keys that do not shape an action model's weights: ESPCN's, how the weights were initialized
+# or are trained.
+_FREE_MODEL_KEYS = ("scale", "espcn_features", "pretrained_path", "activation_checkpointing", "dropout")
+
+
+def check_checkpoint(
+    checkpoint: str | os.PathLike[str], *, config: Config, label_names: list[str], views: list[str]
+) -> None:
+    """Refuses a checkpoint of another task, model, label set or views than the config and its data describe."""
     saved = read_hyperparameters(checkpoint)
+    task = saved["config"].get("experiment", {}).get("task", "action")
+    if task != config.experiment.task:
+        raise ConfigError(
+            f"{checkpoint}: a checkpoint of experiment.task {task!r}, but the config's experiment.task is "
+            f"{config.experiment.task!r}"
+        )
     if list(saved["label_names"]) != list(label_names):
         raise ConfigError(
             f"{checkpoint}: trained on labels {list(saved['label_names'])}, but the data has labels {label_names}"
         )
+    if list(saved["views"]) != list(views):
+        raise ConfigError(
+            f"{checkpoint}: trained on views {list(saved['views'])} (in this order), but the data gives views {views}"
+        )
     trained, wanted = saved["config"]["model"], config.to_dict()["model"]
-    # The ESPCN's keys do not shape an action model, and checkpoints older than them lack them.
-    wanted = {k: v for k, v in wanted.items() if k not in ("scale", "espcn_features")}
     different = [
-        f"model.{k}: checkpoint {trained.get(k)!r} vs config {v!r}" for k, v in wanted.items() if trained.get(k) != v
+        f"model.{k}: checkpoint {trained.get(k)!r} vs config {v!r}"
+        for k, v in wanted.items()
+        if k not in _FREE_MODEL_KEYS and trained.get(k) != v
     ]
     if different:
         raise ConfigError(f"{checkpoint}: model differs from the config: " + "; ".join(different))

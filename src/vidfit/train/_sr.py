@@ -112,7 +112,9 @@ class SuperResolutionModule(GuardedModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_{kind}": SRMetrics() for stage in ("val", "test") for kind in ("model", "bicubic")}
         )
-        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad])
+        # ESPCN has no checkpointing switch and takes a fixed number of frames: the patch size is what to lower.
+        advice = f"lower data.patch_size ({self.config.data.patch_size}) or train in trainer.precision: bf16-mixed"
+        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad], advice=advice)
         self.memory_format = torch.channels_last
         # Not a submodule (set around nn.Module's registration): never trained, saved, or wrapped by DDP.
         object.__setattr__(self, "_teacher", None)

@@ -32,7 +32,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
     def _dataset(self, split: str, *, train: bool) -> SRPatchDataset:
         if split not in self._datasets:
             data = self.config.data
-            require_split(data, self._split_counts, split)
+            require_split(data, split_counts=self._split_counts, split=split)
             self._datasets[split] = SRPatchDataset(
                 SRPatchConfig(
                     manifest=data.manifest, scale=self.config.model.scale, split=split, num_frames=data.num_frames,
