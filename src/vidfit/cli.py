@@ -158,21 +158,39 @@ def _demo(args: argparse.Namespace) -> int:
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(prog="vidfit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers: dict[str, Command] = {}
-
     info = commands.add_parser("info", help="print the metadata of videos (from their packet index)")
     info.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    handlers["info"] = _info
-
+    handlers: dict[str, Command] = {"info": _info}
     for name, needs_checkpoint in (("fit", False), ("validate", True), ("test", True)):
         sub = commands.add_parser(name, help=f"{name} a model described by a YAML config")
         sub.add_argument("--config", type=Path, required=True)
-        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.01")
+        _add_set(sub, "train.lr=0.01")
         sub.add_argument("--checkpoint", type=Path, required=needs_checkpoint, help="checkpoint (fit: resume from it)")
         handlers[name] = _fit if name == "fit" else _evaluate
+    _add_predict(commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint"))
+    prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
+    prep.add_argument("manifest", type=Path)
+    prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
+    prep.add_argument("--gop", type=int, default=16)
+    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    _add_plan(commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget"))
+    dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
+    dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))
+    dem.add_argument("--output-dir", type=Path, default=Path("runs"))
+    dem.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
+    dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    handlers.update(predict=_predict, prepare=_prepare, plan=_plan, demo=_demo)
+    return parser, handlers
 
-    pred = commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint")
+
+def _add_set(sub: argparse.ArgumentParser, example: str) -> None:
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
+
+
+def _add_predict(pred: argparse.ArgumentParser) -> None:
     pred.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     pred.add_argument("--checkpoint", type=Path, required=True)
     pred.add_argument(
@@ -182,30 +200,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "a folder for several inputs (default: <input>_x<scale>.mp4 beside each input)",
     )
     pred.add_argument("--split", help="only the manifest videos of this split")
-    pred.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. train.chunk_infer_size=64 (windows; super-resolution: frames decoded at a time, -1 = 32)",
-    )
+    _add_set(pred, "train.chunk_infer_size=64 (windows; super-resolution: frames decoded at a time, -1 = 32)")
     pred.add_argument(
         "--codec",
         choices=("libx264", "libx264rgb"),
         default="libx264",
         help="super-resolution output: libx264 (H.264 4:2:0, even sizes only) or libx264rgb (RGB H.264, any size)",
     )
-    handlers["predict"] = _predict
 
-    prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
-    prep.add_argument("manifest", type=Path)
-    prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
-    prep.add_argument("--gop", type=int, default=16)
-    prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    handlers["prepare"] = _prepare
 
-    plan = commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget")
+def _add_plan(plan: argparse.ArgumentParser) -> None:
     plan.add_argument("--config", type=Path, required=True)
     plan.add_argument("--budget", required=True, help="memory budget, e.g. 16GiB")
     plan.add_argument("--frames", help="clip lengths, e.g. 30,40,60 (default: data.num_frames)")
@@ -213,19 +217,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     plan.add_argument("--precision", help="e.g. 32,16-mixed,bf16-mixed (default: trainer.precision)")
     plan.add_argument("--checkpointing", help="off,on (default: model.activation_checkpointing)")
     plan.add_argument("--out", type=Path, default=Path("plan.json"), help="JSON; the PNG chart goes beside")
-    plan.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.backbone=mc3_18"
-    )
-    handlers["plan"] = _plan
-
-    dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
-    dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))
-    dem.add_argument("--output-dir", type=Path, default=Path("runs"))
-    dem.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
-    dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
-    dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    handlers["demo"] = _demo
-    return parser, handlers
+    _add_set(plan, "model.backbone=mc3_18")
 
 
 def _show_library_log() -> None:
