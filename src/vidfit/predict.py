@@ -200,6 +200,7 @@ def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], co
     """One video through the predictor, its views matched by time, with its keypoints when the model takes them."""
     with ExitStack() as stack:
         readers = [stack.enter_context(VideoReader(job.views[view])) for view in views]
+        view_frames = _match_views(job.video_id, readers)
         keypoints = mask = None
         if config.model.input_type != "rgb":
             if not job.keypoints:
@@ -207,9 +208,9 @@ def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], co
                     f"the model takes keypoints (model.input_type={config.model.input_type!r}): "
                     "give a manifest whose videos list their keypoints"
                 )
-            keypoints, mask = load_video_keypoints(job.video_id, job.keypoints, views=views, num_frames=len(readers[0]))
+            keypoints, mask = load_video_keypoints(job.video_id, job.keypoints, views=views, view_frames=view_frames)
         return predictor.predict_readers(
-            readers, size=config.data.image_size, view_frames=_match_views(job.video_id, readers),
+            readers, size=config.data.image_size, view_frames=view_frames,
             keypoints=keypoints, keypoint_mask=mask,
         )  # fmt: skip
 

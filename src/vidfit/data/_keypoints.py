@@ -158,7 +158,7 @@ def stack_view_keypoints(
 
 
 def load_video_keypoints(
-    video_id: str, files: dict[str, Path], *, views: list[str], num_frames: int
+    video_id: str, files: dict[str, Path], *, views: list[str], view_frames: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All keypoints of one video, as `VideoDataset` gives them: (V, T, K, D) and the mask (V, T).
 
@@ -166,17 +166,19 @@ def load_video_keypoints(
         video_id: The video, for error messages.
         files: A manifest entry's ``keypoints``: view name to folder or ``.npy`` file.
         views: The views in the model's order; a view missing from `files` is masked out.
-        num_frames: T, the frames of the video.
+        view_frames: (V, T): each view's own frame at each of the video's T frames (the first view's,
+            other views matched by time as `match_view_frames` does), so keypoints follow their view.
 
     Raises:
         ManifestError: Keypoints missing for every view, not covering the video, or of unequal shapes.
     """
     problems: list[Problem] = []
+    needed = [int(frames.max()) + 1 for frames in view_frames]  # frames each view's keypoints must cover
     sources = [
-        inspect_keypoints(files[v], video_id=video_id, view=v, num_frames=num_frames, problems=problems)
+        inspect_keypoints(files[v], video_id=video_id, view=v, num_frames=needed[i], problems=problems)
         if v in files
         else None
-        for v in views
+        for i, v in enumerate(views)
     ]
     shapes = {(s.num_keypoints, s.dims) for s in sources if s is not None}
     if not problems and len(shapes) != 1:
@@ -184,8 +186,7 @@ def load_video_keypoints(
         problems.append(Problem(video_id, next(iter(files.values()), Path(video_id)), "keypoints", message))
     if problems:
         raise ManifestError(problems)
-    frames = np.broadcast_to(np.arange(num_frames), (len(views), num_frames))
-    return stack_view_keypoints(sources, view_frames=frames, shape=shapes.pop())
+    return stack_view_keypoints(sources, view_frames=view_frames, shape=shapes.pop())
 
 
 def _read_npz(file: Path) -> np.ndarray:
