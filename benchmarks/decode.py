@@ -19,26 +19,10 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from _cache import bench_video
 
-from vidfit.io import Backend, VideoReader, VideoWriter
+from vidfit.io import Backend, VideoReader
 from vidfit.memory import track_peak
-
-
-def make_video(path: Path, *, num_frames: int, height: int, width: int, gop: int) -> Path:
-    """A synthetic clip with motion and texture, so the decoder has real work per frame."""
-    if path.exists():
-        return path
-    y = torch.linspace(0, 1, height)[:, None]
-    x = torch.linspace(0, 1, width)[None, :]
-    generator = torch.Generator().manual_seed(0)
-    texture = torch.rand(3, height, width, generator=generator)
-    with VideoWriter(path, fps=30, width=width, height=height, codec="libx264", gop=gop, crf=23) as writer:
-        for start in range(0, num_frames, 50):
-            t = torch.arange(start, min(start + 50, num_frames), dtype=torch.float32)[:, None, None, None] / 30
-            wave = torch.sin(12 * x + 4 * t) * torch.cos(9 * y - 3 * t)
-            frames = (0.5 + 0.3 * wave + 0.2 * texture.roll(shifts=start, dims=2)) * 255
-            writer.write(frames.clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous())
-    return path
 
 
 def pyav_threaded(path: Path) -> int:
@@ -140,17 +124,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--gop", type=int, default=50)
-    parser.add_argument("--workdir", type=Path, default=Path("data/bench"))
     args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
     size = f"{args.width}x{args.height}"
-    long = make_video(args.workdir / f"decode_{size}_{args.num_frames}.mp4", num_frames=args.num_frames,
-                      height=args.height, width=args.width, gop=args.gop)  # fmt: skip
-    short = make_video(args.workdir / f"decode_{size}_{args.num_frames // 4}.mp4", num_frames=args.num_frames // 4,
-                       height=args.height, width=args.width, gop=args.gop)  # fmt: skip
+    shape = {"height": args.height, "width": args.width, "gop": args.gop}
+    long = bench_video(num_frames=args.num_frames, **shape)
+    short = bench_video(num_frames=args.num_frames // 4, **shape)
     print(f"{platform.node()}: {mp.cpu_count()} cores, torch {torch.__version__}, PyAV {av.__version__}")
     print(f"video: {size} H.264, GOP {args.gop}, {args.num_frames} frames\n")
-    warmup = make_video(args.workdir / "warmup.mp4", num_frames=160, height=args.height, width=args.width, gop=args.gop)
+    warmup = bench_video(num_frames=160, **shape)
     nvdec_skipped = nvdec_unavailable(warmup)
     if nvdec_skipped is None:
         MODES["nvdec iter_chunks(64, overlap 16)"] = iter_chunks_nvdec

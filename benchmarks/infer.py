@@ -1,6 +1,6 @@
 """Chunked inference of long videos: peak GPU memory and host RSS against video length, and speed.
 
-Run: .venv/bin/python benchmarks/infer.py [--quick] [--out /tmp/vidfit-infer-bench]
+Run: .venv/bin/python benchmarks/infer.py [--quick]   (videos are generated once, into benchmarks/_cache.py's cache)
 
 Table 1: `ChunkedPredictor.predict_readers` (64-frame windows, overlap 8) over single videos of
 increasing length; both peaks should stay flat, since nothing holds a whole video. Table 2: speed of
@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from decode import make_video
+from _cache import bench_video
 
 from vidfit.infer import ChunkedPredictor
 from vidfit.io import VideoReader
@@ -25,8 +26,17 @@ from vidfit.memory import format_bytes, track_peak
 from vidfit.models import build_classifier
 
 
-def _predict(queue: mp.Queue, path: str, backbone: str, size: int, chunk: int, overlap: int) -> None:
-    """One video through the predictor in this (fresh) process; puts seconds and both peaks on the queue."""
+@dataclass(frozen=True)
+class InferRun:
+    """One video through the predictor: wall time, peak host RSS, and peak GPU memory (None on the CPU)."""
+
+    seconds: float
+    host_peak_bytes: int
+    gpu_peak_bytes: int | None
+
+
+def predict_once(path: str, backbone: str, size: int, chunk: int, overlap: int) -> InferRun:
+    """One video through the predictor in this process (fresh, for the host peak to be its own)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_classifier(backbone=backbone, num_classes=5, views=("front",)).eval().to(device)
     precision = "bf16-mixed" if device.type == "cuda" else "32"
@@ -41,7 +51,12 @@ def _predict(queue: mp.Queue, path: str, backbone: str, size: int, chunk: int, o
         else:
             predictor.predict_readers([reader], size=(size, size))
         seconds = time.perf_counter() - started
-    queue.put((seconds, host.peak_bytes, gpu_peak))
+    return InferRun(seconds, host.peak_bytes, gpu_peak)
+
+
+def _predict(queue: mp.Queue, path: str, backbone: str, size: int, chunk: int, overlap: int) -> None:
+    run = predict_once(path, backbone, size, chunk, overlap)
+    queue.put((run.seconds, run.host_peak_bytes, run.gpu_peak_bytes))
 
 
 def run(path: Path, backbone: str, size: int, chunk: int, overlap: int) -> tuple[float, int, int | None]:
@@ -57,13 +72,11 @@ def run(path: Path, backbone: str, size: int, chunk: int, overlap: int) -> tuple
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny backbone, 64 px, shorter videos")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-infer-bench"))
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
     backbone, size = ("tiny", 64) if args.quick else ("r3d_18", 112)
     lengths = (1_000, 10_000, 30_000) if args.quick else (1_000, 10_000, 100_000)
-    args.out.mkdir(parents=True, exist_ok=True)
-    videos = {n: make_video(args.out / f"{n}.mp4", num_frames=n, height=size, width=size, gop=32) for n in lengths}
+    videos = {n: bench_video(num_frames=n, height=size, width=size, gop=32) for n in lengths}
     device = torch.cuda.get_device_name() if gpu else "CPU"
     print(f"device: {device}; {backbone} at {size}x{size}, one view\n")
     print("| frames | chunk | overlap | seconds | frames/s | peak host RSS | peak GPU memory |")
@@ -80,7 +93,7 @@ def main() -> None:
     print(f"{format_bytes(whole[1])})")
     if gpu:
         print("\n| chunk | overlap | peak GPU memory (3000 frames) |\n|---|---|---|")
-        long_video = make_video(args.out / "3000.mp4", num_frames=3000, height=size, width=size, gop=32)
+        long_video = bench_video(num_frames=3000, height=size, width=size, gop=32)
         for chunk in (-1, 128, 64, 32):
             for overlap in (0, 8) if chunk != -1 else (0,):
                 peak = run(long_video, backbone, size, chunk, overlap)[2]

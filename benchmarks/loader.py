@@ -16,13 +16,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import av
+import numpy as np
 import torch
 import yaml
-from decode import make_video
+from _cache import place_video
+from torch.utils.data import DataLoader, Dataset
 
 from vidfit.data import VideoDataset, VideoDatasetConfig, make_loader, prepare_manifest
 from vidfit.memory import track_peak
@@ -41,6 +47,8 @@ class Settings:
     clips: int
     rss_lengths: tuple[int, ...]
     rss_size: tuple[int, int]
+    gop: int = 250  # long GOPs, as cameras write; what `prepare_manifest` writes has 16
+    max_seconds: float = 60.0  # a row stops after this long, with the clips received so far
 
 
 FULL = Settings(8, 1500, 720, 1280, (160, 210), 40, 512, (1000, 5000, 20000), (240, 320))
@@ -51,12 +59,9 @@ def write_dataset(folder: Path, settings: Settings) -> Path:
     """Videos with front and left views (the left a hard link of the front) and their manifest."""
     videos = []
     for i in range(settings.videos):
-        front = folder / f"v{i}" / "front.mp4"
-        front.parent.mkdir(parents=True, exist_ok=True)
-        make_video(front, num_frames=settings.video_frames, height=settings.height, width=settings.width, gop=250)
-        left = front.with_name("left.mp4")
-        if not left.exists():
-            os.link(front, left)
+        shape = {"height": settings.height, "width": settings.width, "gop": settings.gop}
+        for view in ("front", "left"):
+            place_video(folder / f"v{i}" / f"{view}.mp4", num_frames=settings.video_frames, **shape)
         videos.append(
             {"id": f"v{i}", "split": "train", "views": {"front": f"v{i}/front.mp4", "left": f"v{i}/left.mp4"}}
         )
@@ -66,7 +71,7 @@ def write_dataset(folder: Path, settings: Settings) -> Path:
 
 
 def clips_per_second(manifest: Path, settings: Settings, num_workers: int, backend: str) -> float:
-    """Clips a consumer receives per second, after the first batch (worker start-up) is excluded."""
+    """Clips a consumer receives per second from `VideoDataset`, after the first batch (worker start-up)."""
     config = VideoDatasetConfig(
         manifest=manifest,
         num_frames=settings.num_frames,
@@ -76,18 +81,73 @@ def clips_per_second(manifest: Path, settings: Settings, num_workers: int, backe
     )
     dataset = VideoDataset(config)
     loader = make_loader(dataset, batch_size=4, shuffle=True, num_workers=num_workers, seed=0, pin_memory=False)
-    received, started = 0, 0.0
-    while received < settings.clips:
+    rate = consumer_rate(loader, settings)
+    dataset.close()
+    return rate
+
+
+def consumer_rate(loader: Iterable[dict[str, Any]], settings: Settings) -> float:
+    """Clips/s received from `loader` after its first batch, over `settings.clips` clips or `max_seconds`."""
+    received, started, seconds = 0, 0.0, 0.0
+    while received < settings.clips and seconds < settings.max_seconds:
         for batch in loader:
             if not started:
                 started = time.perf_counter()
                 continue
             received += batch["video"].shape[0]
-            if received >= settings.clips:
+            seconds = time.perf_counter() - started
+            if received >= settings.clips or seconds >= settings.max_seconds:
                 break
-    seconds = time.perf_counter() - started
-    dataset.close()
     return received / seconds
+
+
+class BareClips(Dataset):
+    """The ceiling: clips of the same videos decoded by PyAV alone (seek to a keyframe, decode, RGB), nothing else.
+
+    Starts are multiples of the GOP, so no frame is decoded and dropped; each view opens its file per clip.
+    """
+
+    def __init__(self, views: list[list[Path]], settings: Settings, *, num_threads: int) -> None:
+        self.views, self.settings, self.num_threads = views, settings, num_threads
+
+    def __len__(self) -> int:
+        return 10**6
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        gops = max(1, (self.settings.video_frames - self.settings.num_frames) // self.settings.gop)
+        start = self.settings.gop * random.Random(index).randrange(gops)
+        paths = self.views[index % len(self.views)]
+        clips = [_decode_clip(path, start, self.settings.num_frames, self.num_threads) for path in paths]
+        return {"video": torch.from_numpy(np.stack(clips)), "meta": {}}
+
+
+def _decode_clip(path: Path, start: int, num_frames: int, num_threads: int) -> np.ndarray:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type, stream.codec_context.thread_count = "AUTO", num_threads
+        start_seconds = start / float(stream.average_rate)
+        container.seek(int(start_seconds / stream.time_base), stream=stream)
+        frames = []
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time < start_seconds - 1e-6:
+                continue
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == num_frames:
+                break
+    return np.stack(frames)
+
+
+def bare_clips_per_second(folder: Path, settings: Settings, num_workers: int) -> float:
+    """Clips/s of `BareClips` over the videos `write_dataset` wrote in `folder`, with `num_workers` workers."""
+    views = [[folder / f"v{i}" / f"{view}.mp4" for view in ("front", "left")] for i in range(settings.videos)]
+    threads = max(1, (os.cpu_count() or 1) // max(num_workers, 1))
+    dataset = BareClips(views, settings, num_threads=threads)
+    loader = DataLoader(dataset, batch_size=4, num_workers=num_workers, collate_fn=_stack)
+    return consumer_rate(loader, settings)
+
+
+def _stack(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"video": torch.stack([sample["video"] for sample in samples])}
 
 
 def throughput_table(sources: list[tuple[str, Path, str]], settings: Settings) -> None:
@@ -121,7 +181,7 @@ def peak_rss_table(folder: Path, settings: Settings) -> None:
     for length in settings.rss_lengths:
         video = folder / f"rss_{length}.mp4"
         height, width = settings.rss_size
-        make_video(video, num_frames=length, height=height, width=width, gop=32)
+        place_video(video, num_frames=length, height=height, width=width, gop=32)
         manifest = folder / f"rss_{length}.yaml"
         document = {"labels": [], "root": ".", "videos": [{"id": "long", "views": {"front": video.name}}]}
         manifest.write_text(yaml.safe_dump(document), encoding="utf-8")

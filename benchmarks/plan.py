@@ -20,16 +20,17 @@ import platform
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _cache import demo_dataset
 
-from vidfit._synthetic import make_demo_dataset
+from vidfit.config import Config, config_from_dict
 from vidfit.memory import PlanRow, format_bytes, memory_report, parse_bytes
 from vidfit.models import backbone_constraints
-from vidfit.train import Config, config_from_dict, fit, plan_memory
+from vidfit.train import fit, plan_memory
 
 PRECISION = "16-mixed"
 
@@ -126,34 +127,66 @@ class _AutoFitLine(logging.Handler):
             self.lines.append(record.getMessage())
 
 
-def _autofit_epoch(budget_text: str, budget: int, total: int, folder: Path) -> None:
-    """One epoch of r2plus1d_18 at the seed's clips (40 frames at 160x210, effective batch 12) under the cap."""
-    dataset = make_demo_dataset(
-        folder / "data", num_videos_per_class=16, num_frames=48, views=("front",), size=(160, 210)
+@dataclass(frozen=True)
+class AutoFitRun:
+    """What an auto-fit run logged: its auto-fit line, the largest step peak, the OOM guard's largest split."""
+
+    line: str
+    peak_gib: float
+    max_micro_batches: float
+    steps: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AutoFitSetup:
+    """The run: a backbone at a clip length on demo videos of a size, with an effective batch."""
+
+    backbone: str = "r2plus1d_18"
+    num_frames: int = 40
+    size: tuple[int, int] = (160, 210)
+    videos_per_class: int = 16
+    effective_batch_size: int = 12
+    max_steps: int = -1  # -1: one whole epoch
+    num_workers: int = 4
+
+
+def autofit_run(setup: AutoFitSetup, budget_text: str, folder: Path) -> AutoFitRun:
+    """`fit` with `data.batch_size: auto` under the budget, held to it as a cap on a GPU (estimated on a CPU)."""
+    dataset = demo_dataset(
+        num_videos_per_class=setup.videos_per_class, num_frames=setup.num_frames + 8, views=("front",), size=setup.size
     )
     document = {
         "experiment": {"name": "autofit", "output_dir": str(folder / "runs")},
-        "model": {"backbone": "r2plus1d_18"},
-        # No image_size: clips load at the videos' native 160x210, which auto-fit plans for.
-        "data": {"manifest": str(dataset.manifest_path), "batch_size": "auto", "num_frames": 40, "num_workers": 4},
-        "train": {"memory_budget": budget_text, "effective_batch_size": 12},
-        "trainer": {"precision": PRECISION, "max_epochs": 1, "log_every_n_steps": 1, "enable_progress_bar": False},
-    }
+        "model": {"backbone": setup.backbone},
+        # No image_size: clips load at the videos' native size, which auto-fit plans for.
+        "data": {"manifest": str(dataset.manifest_path), "batch_size": "auto", "num_frames": setup.num_frames,
+                 "num_workers": setup.num_workers},
+        "train": {"memory_budget": budget_text, "effective_batch_size": setup.effective_batch_size},
+        "trainer": {"precision": PRECISION, "max_epochs": 1, "max_steps": setup.max_steps, "log_every_n_steps": 1,
+                    "enable_progress_bar": False},
+    }  # fmt: skip
     handler = _AutoFitLine()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addHandler(handler)
     started = time.perf_counter()
+    total = memory_report().device_total_bytes
     try:
-        with _cap(budget, total):
+        with _cap(parse_bytes(budget_text, name="budget"), total) if total else nullcontext():
             result = fit(config_from_dict(document, source="benchmarks/plan.py"))
     finally:
         logging.getLogger("lightning.pytorch.utilities.rank_zero").removeHandler(handler)
     rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
     peaks = [float(row["memory/peak_gib"]) for row in rows if row.get("memory/peak_gib")]
     splits = [float(row["memory/micro_batches"]) for row in rows if row.get("memory/micro_batches")]
-    print(f"\nauto-fit epoch under a {format_bytes(budget)} cap ({time.perf_counter() - started:.0f} s):")
-    print(f"- {handler.lines[-1] if handler.lines else 'no auto-fit line logged'}")
-    print(f"- epoch peak: {max(peaks):.2f} GiB (the largest memory/peak_gib of {len(peaks)} logged steps)")
-    print(f"- OOM guard splits: {'none' if max(splits, default=1.0) <= 1 else f'up to {max(splits):.0f}'}")
+    line, seconds = handler.lines[-1] if handler.lines else "no auto-fit line logged", time.perf_counter() - started
+    return AutoFitRun(line, max(peaks, default=0.0), max(splits, default=1.0), len(peaks), seconds)
+
+
+def _print_autofit(run: AutoFitRun, budget: int) -> None:
+    print(f"\nauto-fit epoch under a {format_bytes(budget)} cap ({run.seconds:.0f} s):")
+    print(f"- {run.line}")
+    print(f"- epoch peak: {run.peak_gib:.2f} GiB (the largest memory/peak_gib of {run.steps} logged steps)")
+    print(f"- OOM guard splits: {'none' if run.max_micro_batches <= 1 else f'up to {run.max_micro_batches:.0f}'}")
 
 
 def main() -> None:
@@ -170,7 +203,7 @@ def main() -> None:
         print("\nauto-fit epoch under the cap: skipped (" + ("--quick" if args.quick else "no GPU") + ")")
         return
     with tempfile.TemporaryDirectory(prefix="vidfit-plan-") as folder:
-        _autofit_epoch(args.budget, budget, total, Path(folder))
+        _print_autofit(autofit_run(AutoFitSetup(), args.budget, Path(folder)), budget)
 
 
 if __name__ == "__main__":

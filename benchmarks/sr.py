@@ -1,10 +1,10 @@
 """Super-resolution (ESPCN, early fusion of 3 frames, x4) training speed and memory by precision and batch size,
 and PSNR after a fixed number of steps.
 
-Run: .venv/bin/python benchmarks/sr.py [--quick] [--device cuda] [--steps N] [--out /tmp/vidfit-sr-bench]
+Run: .venv/bin/python benchmarks/sr.py [--quick] [--device cuda] [--steps N]
 
-Data: the videos of `--manifest` (train and val splits), or else the synthetic demo videos (made under `--out` by
-`make_demo_dataset`, reused; their noise caps what any model gains over bicubic), cut by
+Data: the videos of `--manifest` (train and val splits), or else the synthetic demo videos (made once by
+`make_demo_dataset` into the benchmark cache; their noise caps what any model gains over bicubic), cut by
 `SRPatchDataset` into fixed patches (96 pixels, 32 with `--quick`) held in device memory, so the figures
 are the model's training step, not decoding (benchmarks/loader.py measures loading). For each precision
 (32, 16-mixed, bf16-mixed) and batch size (16, 32), a fresh, seeded ESPCN trains `--steps` AdamW steps through
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _cache import demo_dataset
 from torch import nn
 
-from vidfit._synthetic import make_demo_dataset
-from vidfit.data import SRPatchConfig, SRPatchDataset
 from vidfit.memory import MeasuredStep, Precision, measure_step
 from vidfit.models import ESPCN, build_espcn
-from vidfit.train import SRMetrics
+from vidfit.tasks.super_resolution._module import SRMetrics
+from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset
 
 PRECISIONS: tuple[Precision, ...] = ("32", "16-mixed", "bf16-mixed")
 BATCH_SIZES = (16, 32)
@@ -110,18 +110,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny videos and few steps: a CPU smoke run in seconds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, help="training steps per row (default: 500, --quick: 10)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-sr-bench"), help="work folder (reused)")
     parser.add_argument("--manifest", type=Path, help="videos with train and val splits (default: the demo videos)")
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
     steps = args.steps if args.steps is not None else settings.steps
     device = torch.device(args.device)
-    manifest = args.manifest or make_demo_dataset(
-        args.out / f"demo_{settings.size}", num_videos_per_class=settings.videos_per_class,
-        size=(settings.size, settings.size),
-    ).manifest_path  # fmt: skip
-    train = tuple(t.to(device) for t in load_patches(manifest, "train", settings, settings.train_patches_per_video))
-    val = tuple(t.to(device) for t in load_patches(manifest, "val", settings, settings.val_patches_per_video))
+    train, val = patches(settings, device, args.manifest)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"device: {device} ({name}), torch {torch.__version__}")
     if args.manifest is None:
@@ -133,24 +127,55 @@ def main() -> None:
     print(f"| bicubic (untrained) | - | - | - | - | {bicubic['psnr']:.2f} | {bicubic['ssim']:.4f} |")
     for precision in PRECISIONS:
         for batch in BATCH_SIZES:
-            print(_row(train, val, device, precision, batch, steps), flush=True)
+            print(_row(sr_row(train, val, device, precision, batch, steps)), flush=True)
 
 
-def _row(
+@dataclass(frozen=True)
+class SRRow:
+    """One precision and batch size: steps/s, peak memory and quality after the steps, or why there are none."""
+
+    precision: str
+    batch: int
+    steps_per_second: float | None = None
+    peak_bytes: int | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    failure: str | None = None
+
+
+def patches(
+    settings: Settings, device: torch.device, manifest: Path | None = None
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Train and val patches of `manifest` (default: the demo videos, from the benchmark cache) on `device`."""
+    size = (settings.size, settings.size)
+    manifest = manifest or demo_dataset(num_videos_per_class=settings.videos_per_class, size=size).manifest_path
+    train = load_patches(manifest, "train", settings, settings.train_patches_per_video)
+    val = load_patches(manifest, "val", settings, settings.val_patches_per_video)
+    return (train[0].to(device), train[1].to(device)), (val[0].to(device), val[1].to(device))
+
+
+def sr_row(
     train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], device: torch.device, precision: Precision,
     batch: int, steps: int,
-) -> str:  # fmt: skip
+) -> SRRow:  # fmt: skip
     try:
         measured, model = train_and_measure((train[0], train[1]), device, precision, batch, steps)
     except RuntimeError as error:  # e.g. a precision the device has no kernels for
-        return f"| {precision} | {batch} | failed: {str(error).splitlines()[0][:80]} | | | | |"
+        return SRRow(precision, batch, failure=f"failed: {str(error).splitlines()[0][:80]}")
     if measured.oom or measured.seconds_per_step is None:
-        return f"| {precision} | {batch} | out of memory | | {measured.peak_bytes / 2**20:.0f} | | |"
+        return SRRow(precision, batch, peak_bytes=measured.peak_bytes, failure="out of memory")
     quality = score(model, val[0], val[1])
-    rate = 1 / measured.seconds_per_step
+    return SRRow(precision, batch, 1 / measured.seconds_per_step, measured.peak_bytes, quality["psnr"], quality["ssim"])
+
+
+def _row(row: SRRow) -> str:
+    if row.steps_per_second is None:
+        peak = f"{row.peak_bytes / 2**20:.0f}" if row.peak_bytes is not None else ""
+        return f"| {row.precision} | {row.batch} | {row.failure} | | {peak} | | |"
+    rate = row.steps_per_second
     return (
-        f"| {precision} | {batch} | {rate:.1f} | {rate * batch:.0f} | {measured.peak_bytes / 2**20:.0f} "
-        f"| {quality['psnr']:.2f} | {quality['ssim']:.4f} |"
+        f"| {row.precision} | {row.batch} | {rate:.1f} | {rate * row.batch:.0f} | {(row.peak_bytes or 0) / 2**20:.0f} "
+        f"| {row.psnr:.2f} | {row.ssim:.4f} |"
     )
 
 

@@ -30,13 +30,16 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 import yaml
-from decode import make_video
+from _cache import place_video
 from torch.utils.data import DataLoader, Dataset
 
+from vidfit.config import config_from_dict
 from vidfit.models import build_classifier
-from vidfit.train import ThroughputMonitor, VideoClassificationModule, config_from_dict, fit
+from vidfit.tasks.action import VideoClassificationModule
+from vidfit.train import ThroughputReport, fit
 
 WARMUP = 5  # steps left out of every timing: workers starting, cuDNN autotuning
+AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16, "32": None}
 
 
 class _Batches(Dataset):
@@ -96,7 +99,9 @@ def seed_loop(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, dev
     return batch * steps / _timed(step, steps, device)
 
 
-def tuned_loop(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device) -> float:
+def tuned_loop(
+    backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device, precision: str = "bf16-mixed"
+) -> float:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model = build_classifier(backbone=backbone, num_classes=5, views=("v",)).to(device)
@@ -104,19 +109,24 @@ def tuned_loop(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, de
         model = model.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     host = clips[:batch][:, None].pin_memory() if device.type == "cuda" else clips[:batch][:, None]
+    dtype = AUTOCAST[precision] if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)  # as Lightning's 16-mixed
 
     def step() -> None:
         video = host.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = _loss(model(video), device)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     return batch * steps / _timed(step, steps, device)
 
 
-def vidfit_module(backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device) -> Rates:
+def vidfit_module(
+    backbone: str, clips: torch.Tensor, *, batch: int, steps: int, device: torch.device, precision: str = "bf16-mixed"
+) -> Rates:
     """The module under a Trainer on in-memory batches: step-timed, and as the throughput monitor sees it."""
     config = config_from_dict(
         {"model": {"backbone": backbone}, "data": {"manifest": "in-memory", "batch_size": batch}},
@@ -125,9 +135,9 @@ def vidfit_module(backbone: str, clips: torch.Tensor, *, batch: int, steps: int,
     module = VideoClassificationModule(config=config.to_dict(), label_names=list("abcde"), views=["v"])
     loader = DataLoader(_Batches(clips, batch * (steps + WARMUP)), batch_size=batch, pin_memory=device.type == "cuda")
     timer = _StepTimer(warmup=WARMUP)
-    monitor = ThroughputMonitor(num_workers=0, decode_backend="pyav", every_n_steps=steps, warmup_steps=WARMUP)
+    monitor = ThroughputReport(num_workers=0, decode_backend="pyav", every_n_steps=steps, warmup_steps=WARMUP)
     trainer = L.Trainer(
-        accelerator=device.type, devices=1, precision="bf16-mixed" if device.type == "cuda" else "32",
+        accelerator=device.type, devices=1, precision=precision if device.type == "cuda" else "32",
         max_steps=steps + WARMUP, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[timer, monitor],
     )  # fmt: skip
@@ -143,7 +153,9 @@ class Rates:
     monitored: float
 
 
-def vidfit_fit_from_files(backbone: str, shape: Shape, *, steps: int, device: torch.device, folder: Path) -> float:
+def vidfit_fit_from_files(
+    backbone: str, shape: Shape, *, steps: int, device: torch.device, folder: Path, precision: str = "bf16-mixed"
+) -> float:
     """`vidfit.train.fit` from short-GOP H.264 files at the clip size; clips/s as its throughput monitor logs it."""
     # One epoch holds every timed step: the throughput monitor starts a new window at each epoch.
     clips = (steps + WARMUP + 1) * shape.batch
@@ -158,7 +170,7 @@ def vidfit_fit_from_files(backbone: str, shape: Shape, *, steps: int, device: to
         },
         "train": {"chunk_infer_size": shape.frames, "scheduler": "none"},
         "trainer": {
-            "accelerator": device.type, "precision": "bf16-mixed" if device.type == "cuda" else "32",
+            "accelerator": device.type, "precision": precision if device.type == "cuda" else "32",
             "max_steps": steps + WARMUP, "max_epochs": -1, "log_every_n_steps": steps, "limit_val_batches": 0,
             "enable_progress_bar": False,
         },
@@ -171,7 +183,7 @@ def _prepared_videos(folder: Path, shape: Shape, video_frames: int) -> Path:
     """Videos as `vidfit prepare` leaves them (clip size, GOP 16), 5 labels, 2 of them for validation."""
     videos = []
     for i in range(shape.videos):
-        path = make_video(
+        path = place_video(
             folder / f"v{i}_{video_frames}.mp4", num_frames=video_frames, height=shape.height, width=shape.width, gop=16
         )
         split = "val" if i < 2 else "train"
@@ -208,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny backbone, small shapes (CPU)")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--precision", choices=tuple(AUTOCAST), default="bf16-mixed", help="of all but the seed loop")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-train-bench"), help="videos and runs (reused)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -227,9 +240,12 @@ def main() -> None:
     for backbone, shape in shapes.items():
         clips = torch.randint(0, 256, (16, 3, shape.frames, shape.height, shape.width), dtype=torch.uint8)
         seed = seed_loop(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
-        hand = tuned_loop(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
-        ours = vidfit_module(backbone, clips, batch=shape.batch, steps=args.steps, device=device)
-        files = vidfit_fit_from_files(backbone, shape, steps=args.steps, device=device, folder=args.out)
+        rows = {"batch": shape.batch, "steps": args.steps, "device": device, "precision": args.precision}
+        hand = tuned_loop(backbone, clips, **rows)
+        ours = vidfit_module(backbone, clips, **rows)
+        files = vidfit_fit_from_files(
+            backbone, shape, steps=args.steps, device=device, folder=args.out, precision=args.precision
+        )
         print(
             f"| {backbone} | {shape.batch} x {shape.frames} x {shape.height}x{shape.width} | {seed:.1f} | {hand:.1f} "
             f"| {ours.timed:.1f} | {files:.1f} | {ours.timed / hand:.2f} | {ours.timed / seed:.2f} "

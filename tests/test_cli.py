@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import MakeVideo, tiny_overrides
 from vidfit.cli import main
+from vidfit.config import load_config, save_config
 from vidfit.data import load_manifest
 from vidfit.io import probe
-from vidfit.train import load_config, save_config
 
 
 def test_info_prints_json_for_each_video(make_video: MakeVideo, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,24 +12,29 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from vidfit.data import ManifestError, prepare_manifest
-from vidfit.demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS, run_demo
-from vidfit.io import VideoDecodeError, probe
-from vidfit.predict import predict
-from vidfit.train import (
-    ConfigError,
-    checkpoint_task,
-    fit,
-    is_rank_zero,
-    load_config,
-    parse_grid,
-    plan_memory,
-    test,
-    validate,
+from vidfit.apps import predict, run_demo
+from vidfit.apps._demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS
+from vidfit.config import ConfigError, load_config
+from vidfit.data import (
+    OVERLAP_POLICIES,
+    Manifest,
+    ManifestError,
+    import_activitynet,
+    import_frame_labels,
+    import_hmdb51,
+    import_kinetics,
+    import_multiview,
+    import_segments,
+    import_thumos14,
+    import_ucf101,
+    prepare_manifest,
+    save_manifest,
 )
-from vidfit.upscale import upscale
+from vidfit.infer import is_rank_zero
+from vidfit.io import VideoDecodeError, VideoMetadata, probe
+from vidfit.train import fit, parse_grid, plan_memory, test, validate
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -39,25 +44,47 @@ def _info(args: argparse.Namespace) -> int:
 
     rows, failures = [], 0
     err = Console(stderr=True)
-    for path in args.videos:
+    for video in args.videos:
         try:
-            rows.append(probe(path))
-        except (FileNotFoundError, VideoDecodeError) as error:
+            rows.append(probe(video, stream_index=args.stream))
+        except (FileNotFoundError, ImportError, VideoDecodeError, ValueError) as error:
             err.print(f"[red]error[/red] {escape(str(error))}")
             failures += 1
     if args.json:
-        records = [{**vars(m), "path": str(m.path)} for m in rows]
-        print(json.dumps(records, indent=2))
-    else:
-        table = Table("video", "frames", "fps", "size", "seconds", "starts at", "codec")
-        for m in rows:
-            size = f"{m.width}x{m.height}"
-            table.add_row(
-                escape(str(m.path)), str(m.num_frames), f"{m.fps:.3f}", size, f"{m.duration_seconds:.3f}",
-                f"{m.begin_seconds:.3f}", m.codec,
-            )  # fmt: skip
-        Console().print(table)
+        print(json.dumps([{**dataclasses.asdict(m), "path": str(m.path)} for m in rows], indent=2))
+        return 1 if failures else 0
+    table = Table(Column("video", overflow="fold"), "stream", "frames", "fps", "size", "seconds", "starts at", "codec")
+    for m in rows:
+        for row in _stream_rows(m):
+            table.add_row(escape(str(m.path)), *row)
+    Console().print(table)
     return 1 if failures else 0
+
+
+def _stream_rows(meta: VideoMetadata) -> list[tuple[str, ...]]:
+    """A row per video stream: the one read as counted from its packet index, the others as their header says."""
+    rows: list[tuple[str, ...]] = []
+    for stream in meta.streams:
+        size = f"{stream.width}x{stream.height}"
+        if stream.index == meta.stream_index:
+            timing = (str(meta.num_frames), f"{meta.fps:.3f}", size, f"{meta.duration_seconds:.3f}")
+            rows.append((f"{stream.index} (read)", *timing, f"{meta.begin_seconds:.3f}", stream.codec))
+        else:
+            rows.append(
+                (str(stream.index), str(stream.num_frames or "?"), f"{stream.fps:.3f}", size, "", "", stream.codec)
+            )
+    return rows
+
+
+def _import(args: argparse.Namespace) -> int:
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "format", "importer", "source", "out")}
+    try:
+        manifest = args.importer(args.source, **options)
+        path = save_manifest(manifest, args.out)
+    except OSError as error:  # a missing annotation file or folder: the user's input
+        raise ConfigError(str(error)) from error
+    print(f"manifest: {path} ({len(manifest.videos)} videos, {len(manifest.labels)} labels)")
+    return 0
 
 
 def _report(text: str, *, error: bool = False) -> None:
@@ -80,26 +107,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if checkpoint_task(args.checkpoint) == "super_resolution":
-        return _upscale(args)
-    out = args.out if args.out is not None else Path("predictions.json")
-    result = predict(args.checkpoint, args.inputs, out=out, overrides=args.set, split=args.split)
-    _report(f"{len(result.predictions)} videos -> {result.json_path}, {result.csv_path}")
-    if result.frame_accuracy is not None:
-        _report(f"frame accuracy {result.frame_accuracy:.3f}, segment F1@0.5 {result.segment_f1:.3f}")
+    options = {"codec": args.codec} if args.codec is not None else {}
+    result = predict(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split, **options)
+    for line in result.report_lines():
+        _report(line)
     for name, reason in result.failures.items():
         _report(f"failed: {name}: {reason}", error=True)
-    return 1 if result.failures else 0
-
-
-def _upscale(args: argparse.Namespace) -> int:
-    result = upscale(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split, codec=args.codec)
-    for source, video in result.outputs.items():
-        print(f"{source} -> {video.path} ({video.width}x{video.height}, {video.num_frames} frames)")
-    if result.outputs:
-        print("audio is not copied: the upscaled files hold the video stream only")
-    for name, reason in result.failures.items():
-        print(f"failed: {name}: {reason}", file=sys.stderr)
     return 1 if result.failures else 0
 
 
@@ -159,9 +172,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(prog="vidfit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = commands.add_parser("info", help="print the metadata of videos (from their packet index)")
-    info.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    info.add_argument("videos", nargs="+", metavar="VIDEO", help="a path, an http(s):// or other fsspec URL")
+    info.add_argument("--stream", type=int, help="video stream to index (default: the one FFmpeg picks as best)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    handlers: dict[str, Command] = {"info": _info}
+    _add_import(commands.add_parser("import", help="write a manifest from another dataset format"))
+    handlers: dict[str, Command] = {"info": _info, "import": _import}
     for name, needs_checkpoint in (("fit", False), ("validate", True), ("test", True)):
         sub = commands.add_parser(name, help=f"{name} a model described by a YAML config")
         sub.add_argument("--config", type=Path, required=True)
@@ -186,6 +201,43 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     return parser, handlers
 
 
+def _add_import(parser: argparse.ArgumentParser) -> None:
+    formats = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
+
+    def add(name: str, importer: Callable[..., Manifest], source: str, help_text: str) -> argparse.ArgumentParser:
+        sub = formats.add_parser(name, help=help_text)
+        sub.add_argument("source", type=Path, metavar=source)
+        sub.add_argument("--out", type=Path, required=True, help="the manifest to write (.yaml or .json)")
+        sub.set_defaults(importer=importer)
+        return sub
+
+    def video_dir(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--video-dir", dest="video_dir", type=Path, required=True, help="folder of the videos")
+
+    def overlap(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--overlap", choices=tuple(OVERLAP_POLICIES), default="error", help="overlapping segments")
+
+    video_dir(add("kinetics", import_kinetics, "CSV", "label,youtube_id,time_start,time_end,split CSV"))
+    for name, importer in (("ucf101", import_ucf101), ("hmdb51", import_hmdb51)):
+        sub = add(name, importer, "VIDEO_DIR", f"{name.upper()} class folders and split files")
+        sub.add_argument("--split-files", dest="split_files", type=Path, nargs="+", required=True)
+    segments = add("segments", import_segments, "CSV", "video,start,stop,label CSV (Charades, EPIC-KITCHENS)")
+    video_dir(segments)
+    overlap(segments)
+    segments.add_argument("--unit", choices=("seconds", "frames"), default="seconds")
+    segments.add_argument("--split")
+    thumos = add("thumos14", import_thumos14, "ANNOTATION_DIR", "THUMOS14 <Class>_val.txt / <Class>_test.txt files")
+    video_dir(thumos)
+    overlap(thumos)
+    multiview = add("multiview", import_multiview, "VIDEO_DIR", "recordings as <id>/<view>.mp4")
+    multiview.add_argument("--views", nargs="+", help="view names in order (default: the first recording's)")
+    multiview.add_argument("--split")
+    video_dir(add("activitynet", import_activitynet, "JSON", "ActivityNet-style JSON"))
+    frames = add("frame-labels", import_frame_labels, "LABELS", "a folder of <id>.txt files, one label per frame")
+    video_dir(frames)
+    frames.add_argument("--split")
+
+
 def _add_set(sub: argparse.ArgumentParser, example: str) -> None:
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
 
@@ -204,7 +256,6 @@ def _add_predict(pred: argparse.ArgumentParser) -> None:
     pred.add_argument(
         "--codec",
         choices=("libx264", "libx264rgb"),
-        default="libx264",
         help="super-resolution output: libx264 (H.264 4:2:0, even sizes only) or libx264rgb (RGB H.264, any size)",
     )
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
+from rich.progress import Progress, TaskID
 
 from tests.data.conftest import MakeDataset, WriteManifest, offset_pts, write_keypoints
 from vidfit.cli import main
@@ -134,7 +141,7 @@ def test_the_whole_manifest_is_checked_before_transcoding(make_dataset: MakeData
 def test_outputs_outside_out_dir_are_refused(tmp_path: Path) -> None:
     # Manifests refuse such ids; this guards entries built in code.
     entry = VideoEntry(id="../../escaped", views={"front": tmp_path / "a.mp4"})
-    with pytest.raises(ValueError, match=r"video '../../escaped': output .*/front.mp4 would be outside out_dir"):
+    with pytest.raises(ValueError, match=r"video '../../escaped': .*/front.mp4: resolves to .*, outside the output"):
         _relocate(entry, tmp_path / "out")
 
 
@@ -145,3 +152,87 @@ def test_failed_transcode_names_the_file(make_dataset: MakeDataset, tmp_path: Pa
     with pytest.raises(RuntimeError, match=r"front.mkv: transcoding failed: "):
         prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "manifest.yaml").exists()
+
+
+def test_a_link_inside_out_dir_that_leads_outside_is_refused(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    source = make_dataset(num_frames=(4,))
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    (out / "videos").mkdir(parents=True)
+    (out / "videos" / "v0").symlink_to(elsewhere)
+    with pytest.raises(ValueError, match=r"video 'v0': .*out/videos/v0/front\.mp4: resolves to .*elsewhere/front\.mp4"):
+        prepare_manifest(source, size=(16, 16), gop=4, out_dir=out, progress=False)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_manifest_without_videos_is_an_error(write_manifest: WriteManifest, tmp_path: Path) -> None:
+    source = write_manifest({"labels": ["idle"], "root": ".", "videos": []})
+    with pytest.raises(ManifestError, match=r"manifest\.yaml: videos: is empty: there is nothing to prepare"):
+        prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_moves_as_each_video_finishes(
+    make_dataset: MakeDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two views per video: the bar counts videos, and moves when a video's last view is done, not at the end.
+    source = make_dataset(num_frames=(8, 8, 8), views={"front": {}, "left": {}})
+    out = tmp_path / "out"
+    finished_at_each_advance: list[int] = []
+    real_advance = Progress.advance
+
+    def advance(self: Progress, task: TaskID, amount: float = 1) -> None:
+        finished_at_each_advance.append(len(list((out / "videos").glob("*/*.mp4"))))
+        real_advance(self, task, amount)
+
+    monkeypatch.setattr(Progress, "advance", advance)
+    prepare_manifest(source, size=(16, 16), gop=4, out_dir=out, workers=1, progress=True)
+    assert len(finished_at_each_advance) == 3
+    assert finished_at_each_advance[0] < 6
+
+
+_PREPARE_SCRIPT = """
+import sys
+from vidfit.data import prepare_manifest
+
+prepare_manifest(sys.argv[1], size=(192, 192), gop=2, out_dir=sys.argv[2], workers=2, crf=0, progress=False)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_prepare_promptly_and_leaves_no_partial_file(
+    make_dataset: MakeDataset, tmp_path: Path, signum: int
+) -> None:
+    source = make_dataset(num_frames=(120,) * 6)
+    out = tmp_path / "out"
+    process = psutil.Popen([sys.executable, "-c", _PREPARE_SCRIPT, str(source), str(out)], stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: any((out / "videos").glob("*/.*tmp*")), process)  # a transcode is under way
+        workers = process.children(recursive=True)
+        process.send_signal(signum)
+        started = time.monotonic()
+        process.wait(timeout=30)
+        stop_seconds = time.monotonic() - started
+    finally:
+        if process.is_running():
+            process.kill()
+    print(f"STOP {stop_seconds:.2f} s, finished {len(list(out.rglob('*.mp4')))}")
+    assert stop_seconds < 10, f"took {stop_seconds:.1f} s to stop"
+    assert process.returncode != 0
+    # The forkserver and the resource tracker end when they see the main process gone.
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert workers and not [" ".join(w.cmdline()) for w in alive]
+    assert not (out / "manifest.yaml").exists()
+    assert not [p.name for p in out.rglob(".*")], "temp files left behind"
+    finished = list(out.rglob("*.mp4"))
+    assert len(finished) < 6, "the queued videos were transcoded anyway"
+    for path in finished:  # a file under its final name is whole
+        assert probe(path).num_frames == 120
+
+
+def _wait_for(condition: Callable[[], bool], process: psutil.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        assert time.monotonic() < deadline, "prepare never started transcoding"
+        time.sleep(0.05)

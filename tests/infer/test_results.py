@@ -12,7 +12,6 @@ import torch
 from tests.infer.fakes import ColourModel
 from vidfit.infer import (
     ChunkedPredictor,
-    Segment,
     VideoPrediction,
     frame_accuracy,
     frames_to_segments,
@@ -20,6 +19,7 @@ from vidfit.infer import (
     write_frame_csv,
     write_predictions_json,
 )
+from vidfit.infer._results import Segment
 
 NAMES = ["red", "green", "blue"]
 

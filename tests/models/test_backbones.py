@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torchvision.models.video.resnet import BasicBlock, BasicStem, Bottleneck, Conv3DSimple, VideoResNet
 
-from vidfit.models import BACKBONES, VideoBackbone, build_backbone
+from vidfit.models import BACKBONE_ALIASES, BACKBONES, VideoBackbone, backbone_constraints, build_backbone
 
 FEATURE_DIMS = {
     "tiny": 64,
     "r3d_18": 512,
+    "r3d_34": 512,
+    "r3d_50": 2048,
     "mc3_18": 512,
     "r2plus1d_18": 512,
     "s3d": 1024,
@@ -24,6 +27,8 @@ FEATURE_DIMS = {
 SMALL_CLIPS = {
     "tiny": (4, 32, 32),
     "r3d_18": (4, 32, 32),
+    "r3d_34": (4, 32, 32),
+    "r3d_50": (4, 32, 32),
     "mc3_18": (4, 32, 32),
     "r2plus1d_18": (4, 32, 32),
     "s3d": (8, 17, 17),
@@ -71,8 +76,34 @@ def test_s3d_rejects_too_few_frames() -> None:
 
 
 def test_unknown_backbone() -> None:
-    with pytest.raises(ValueError, match=r"backbone='resnet34' is not one of 'tiny', 'r3d_18'"):
-        build_backbone(name="resnet34")
+    with pytest.raises(ValueError, match=r"backbone='resnet99' is not one of 'tiny', 'r3d_18', 'r3d_34', 'r3d_50'"):
+        build_backbone(name="resnet99")
+
+
+@pytest.mark.parametrize(
+    ("name", "block", "channels"),
+    [("r3d_34", BasicBlock, (64, 128, 256, 512)), ("r3d_50", Bottleneck, (256, 512, 1024, 2048))],
+)
+def test_deeper_3d_resnets_are_torchvision_video_resnets(name: str, block: type[nn.Module], channels: tuple) -> None:
+    with torch.device("meta"):
+        net = build_backbone(name=name).net
+    assert isinstance(net, VideoResNet) and isinstance(net.stem, BasicStem)
+    layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+    assert [len(layer) for layer in layers] == [3, 4, 6, 3]
+    assert all(isinstance(b, block) for layer in layers for b in layer)
+    norms = [[m for m in layer.modules() if isinstance(m, nn.BatchNorm3d)] for layer in layers]
+    assert tuple(layer_norms[-1].num_features for layer_norms in norms) == channels  # each stage's output
+    # Full 3x3x3 convolutions everywhere, as in r3d_18 (no (2+1)D or 2D-only blocks).
+    convs = [m for layer in layers for m in layer.modules() if isinstance(m, nn.Conv3d) and m.kernel_size != (1, 1, 1)]
+    assert all(isinstance(c, Conv3DSimple) and c.kernel_size == (3, 3, 3) for c in convs)
+
+
+def test_resnet34_is_another_name_of_r3d_34() -> None:
+    assert BACKBONE_ALIASES == {"resnet34": "r3d_34"}
+    with torch.device("meta"):
+        backbone = build_backbone(name="resnet34")
+    assert backbone.name == "r3d_34"
+    assert backbone_constraints("resnet34") == backbone_constraints("r3d_34")
 
 
 def test_widened_stem_on_identical_views_matches_the_original() -> None:
@@ -103,7 +134,10 @@ def _train_step(backbone: VideoBackbone, clip: torch.Tensor) -> tuple[dict[str, 
     return grads, saved
 
 
-@pytest.mark.parametrize("name", ["tiny", "r3d_18", pytest.param("swin3d_t", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    ["tiny", "r3d_18", *(pytest.param(name, marks=pytest.mark.slow) for name in ("r3d_34", "r3d_50", "swin3d_t"))],
+)
 def test_activation_checkpointing_gives_identical_gradients_and_stats(name: str) -> None:
     plain = build_backbone(name=name).train()
     checkpointed = copy.deepcopy(plain)
@@ -173,7 +207,7 @@ def test_pretrained_missing_file_or_not_a_state_dict(tmp_path: Path) -> None:
         build_backbone(name="tiny", pretrained_path=path)
 
 
-@pytest.mark.parametrize("name", ["tiny", "r3d_18"])
+@pytest.mark.parametrize("name", ["tiny", "r3d_18", "r3d_50"])
 def test_channels_last_3d_weights_run_channels_last(name: str) -> None:
     backbone = build_backbone(name=name).eval()
     clip = torch.randn(1, 3, *SMALL_CLIPS[name])

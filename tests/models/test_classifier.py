@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from vidfit.models import ClassifierOutput, ClassifierSpec, VideoClassifier, build_classifier
-from vidfit.models._branches import KINETICS_MEAN, KINETICS_STD, LateFusion
+from vidfit.models._branches import LateFusion
+from vidfit.models._pretrained import KINETICS_MEAN, KINETICS_STD
 
 VIEWS = ("front", "left")
 KPT = {"num_keypoints": 5, "keypoint_dims": 3}
@@ -149,7 +150,7 @@ def test_spec_records_the_arguments_and_rebuilds_the_model() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"backbone": "resnet34"}, r"backbone='resnet34' is not one of 'tiny', 'r3d_18', "),
+        ({"backbone": "resnet99"}, r"backbone='resnet99' is not one of 'tiny', 'r3d_18', "),
         ({"view_fusion": "middle"}, r"view_fusion='middle' is not one of 'early', 'late'$"),
         ({"input_type": "depth"}, r"input_type='depth' is not one of 'rgb', 'kpt', 'rgb_kpt'$"),
         ({"views": ()}, r"views=\(\) must be one or more distinct names"),

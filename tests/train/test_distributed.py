@@ -24,10 +24,12 @@ import pytest
 import torch
 
 from tests.conftest import tiny_overrides
+from vidfit.apps import predict
+from vidfit.config import load_config
 from vidfit.data import load_manifest, save_manifest
-from vidfit.predict import predict
-from vidfit.train import ChunkResult, agree_on_min, gather_chunk_results, join_launch, load_config, validate
-from vidfit.train._distributed import evaluation_metrics
+from vidfit.infer import join_launch
+from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
+from vidfit.train import agree_on_min, validate
 
 LAUNCH_TIMEOUT_SECONDS = 90.0
 
@@ -131,8 +133,9 @@ def test_ddp_fit_on_two_processes_validates_like_one_process(three_val_manifest:
 PREDICT_SCRIPT = """
     import json, sys
     import torch.distributed as dist
-    from vidfit.predict import predict
-    from vidfit.train import agree_on_min, join_launch
+    from vidfit.apps import predict
+    from vidfit.infer import join_launch
+    from vidfit.train import agree_on_min
 
     checkpoint, manifest, out = sys.argv[1:]
     with join_launch() as ranks:
@@ -180,7 +183,8 @@ def test_torchrun_predict_writes_what_one_process_writes(
 FAILING_FIT_SCRIPT = """
     import sys
     import lightning as L
-    from vidfit.train import _run, fit, load_config
+    from vidfit.config import load_config
+    from vidfit.train import _run, fit
 
     class FailOnRankOne(L.Callback):
         def on_train_batch_start(self, trainer, *args):

@@ -15,18 +15,10 @@ import pytest
 import torch
 
 from tests.conftest import tiny_overrides
-from vidfit.train import (
-    ConfigError,
-    MemoryMonitor,
-    VideoClassificationModule,
-    check_checkpoint,
-    config_from_dict,
-    fit,
-    load_config,
-    load_module,
-    read_hyperparameters,
-    validate,
-)
+from vidfit.config import ConfigError, config_from_dict, load_config
+from vidfit.infer import read_checkpoint
+from vidfit.tasks.action import VideoClassificationModule, check_checkpoint, load_module
+from vidfit.train import MemoryMonitor, fit, validate
 
 
 @pytest.mark.parametrize(
@@ -162,8 +154,8 @@ def test_loading_a_checkpoint_does_not_read_the_pretrained_weights(tiny_manifest
 
 def test_checkpoint_views_and_task_are_checked(tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     config = load_config(None, tiny_overrides(tiny_manifest, tmp_path))
-    labels = read_hyperparameters(tiny_checkpoint)["label_names"]
-    views = read_hyperparameters(tiny_checkpoint)["views"]
+    labels = read_checkpoint(tiny_checkpoint, weights=False).hyper_parameters["label_names"]
+    views = read_checkpoint(tiny_checkpoint, weights=False).hyper_parameters["views"]
     with pytest.raises(ConfigError, match=rf"trained on views \[{views[0]!r}, {views[1]!r}\] \(in this order\), but"):
         check_checkpoint(tiny_checkpoint, config=config, label_names=labels, views=views[::-1])
     sr = tmp_path / "sr.ckpt"
@@ -189,11 +181,11 @@ def test_auto_batch_runs_evaluate_and_save_the_chosen_batch(tiny_manifest: Path,
 def test_throughput_warning_names_the_fixes_that_apply_and_leaves_out_validation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from vidfit.train import ThroughputMonitor, _callbacks
+    from vidfit.train import ThroughputReport, _callbacks
 
     clock = [0.0]
     monkeypatch.setattr(_callbacks, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-    monitor = ThroughputMonitor(num_workers=0, decode_backend="pyav", every_n_steps=2, warmup_steps=0)
+    monitor = ThroughputReport(num_workers=0, decode_backend="pyav", every_n_steps=2, warmup_steps=0)
     trainer, module, batch = L.Trainer(logger=False), L.LightningModule(), {"video": torch.zeros(2, 1)}
 
     def step(data_seconds: float) -> None:

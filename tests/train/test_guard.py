@@ -10,8 +10,10 @@ import torch
 from torch import nn
 
 from tests.conftest import tiny_overrides
+from vidfit.config import load_config
 from vidfit.models import VideoClassifier
-from vidfit.train import OomGuard, fit, load_config, load_module
+from vidfit.tasks.action import load_module
+from vidfit.train import OomGuard, fit
 from vidfit.train import _run as run_module
 
 ADVICE = "set model.activation_checkpointing: true"

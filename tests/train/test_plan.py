@@ -10,19 +10,11 @@ import torch
 
 from tests.conftest import MakeVideo, tiny_overrides
 from vidfit.cli import main
+from vidfit.config import ConfigError, load_config
 from vidfit.memory import cuda_mixed_precision
-from vidfit.train import (
-    AutoFitResult,
-    ConfigError,
-    PlanGrid,
-    choose_batch_size,
-    fit,
-    load_config,
-    parse_grid,
-    plan_memory,
-)
+from vidfit.tasks.action._plan_step import PlanInputs, PlanStep
+from vidfit.train import AutoFitResult, PlanGrid, choose_batch_size, fit, parse_grid, plan_memory
 from vidfit.train._autofit import describe_fit, indivisible_note
-from vidfit.train._plan_step import PlanInputs, PlanStep
 
 MiB = 2**20
 

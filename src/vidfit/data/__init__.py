@@ -3,15 +3,26 @@
 from vidfit.data._chunks import ChunkIndex, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index, chunk_spans
 from vidfit.data._dataset import VideoDataset, VideoDatasetConfig
 from vidfit.data._errors import ManifestError, Problem
+from vidfit.data._import_formats import (
+    OVERLAP_POLICIES,
+    OverlapPolicy,
+    import_hmdb51,
+    import_kinetics,
+    import_multiview,
+    import_segments,
+    import_thumos14,
+    import_ucf101,
+)
 from vidfit.data._importers import import_activitynet, import_frame_labels
 from vidfit.data._keypoints import KeypointSource, load_video_keypoints
 from vidfit.data._loader import collate_samples, make_loader, seed_worker
 from vidfit.data._manifest import Manifest, Segment, Timeline, VideoEntry, load_manifest, save_manifest
 from vidfit.data._prepare import prepare_manifest
-from vidfit.data._sampling import frame_labels, frame_midpoints, match_view_frames
-from vidfit.data._sr_patches import SRPatchConfig, SRPatchDataset, cut_patch, downsample_bicubic
+from vidfit.data._sampling import IGNORE_LABEL, frame_labels, frame_midpoints, match_view_frames
 
 __all__ = [
+    "IGNORE_LABEL",
+    "OVERLAP_POLICIES",
     "ChunkIndex",
     "ChunkRef",
     "IndexedVideo",
@@ -19,9 +30,8 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "OnError",
+    "OverlapPolicy",
     "Problem",
-    "SRPatchConfig",
-    "SRPatchDataset",
     "Segment",
     "Tail",
     "Timeline",
@@ -31,12 +41,16 @@ __all__ = [
     "build_chunk_index",
     "chunk_spans",
     "collate_samples",
-    "cut_patch",
-    "downsample_bicubic",
     "frame_labels",
     "frame_midpoints",
     "import_activitynet",
     "import_frame_labels",
+    "import_hmdb51",
+    "import_kinetics",
+    "import_multiview",
+    "import_segments",
+    "import_thumos14",
+    "import_ucf101",
     "load_manifest",
     "load_video_keypoints",
     "make_loader",

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from vidfit.data._manifest import VideoEntry
-from vidfit.io import write_text_atomic
+from vidfit.io import source_stamp, write_text_atomic
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: file versions as strings (URLs have no mtime)
 
 
 def cache_key(*, labels: tuple[str, ...], entries: list[VideoEntry], parameters: dict[str, Any]) -> str:
@@ -25,16 +25,9 @@ def cache_key(*, labels: tuple[str, ...], entries: list[VideoEntry], parameters:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _file_stamps(entry: VideoEntry) -> list[list[int] | None]:
-    stamps: list[list[int] | None] = []
-    for path in [*entry.views.values(), *entry.keypoints.values()]:
-        try:
-            stat = path.stat()
-        except OSError:
-            stamps.append(None)
-        else:
-            stamps.append([stat.st_size, stat.st_mtime_ns])
-    return stamps
+def _file_stamps(entry: VideoEntry) -> list[tuple[int, str] | None]:
+    # Size and version (mtime for local files, the store's ETag or modification time for URLs).
+    return [source_stamp(path) for path in [*entry.views.values(), *entry.keypoints.values()]]
 
 
 def cache_file(cache_dir: Path, key: str) -> Path:

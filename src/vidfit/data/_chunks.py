@@ -15,7 +15,7 @@ from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._keypoints import KeypointSource
 from vidfit.data._manifest import Manifest, VideoEntry
 from vidfit.data._validate import Requirements, check_video
-from vidfit.io import VideoMetadata, write_text_atomic
+from vidfit.io import VideoMetadata, is_url, write_text_atomic
 
 Tail = Literal["keep", "merge", "drop"]
 OnError = Literal["raise", "skip"]
@@ -284,7 +284,10 @@ def _index_from_json(
     by_id = {entry.id: entry for entry in entries}
     videos = {}
     for video_id, record in document["videos"].items():
-        views = {name: VideoMetadata(**{**meta, "path": Path(meta["path"])}) for name, meta in record["views"].items()}
+        views = {
+            name: VideoMetadata(**{**meta, "path": meta["path"] if is_url(meta["path"]) else Path(meta["path"])})
+            for name, meta in record["views"].items()
+        }
         keypoints = {
             name: KeypointSource(**{**src, "path": Path(src["path"])}) for name, src in record["keypoints"].items()
         }

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vidfit.io import is_url
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,7 +21,7 @@ class Problem:
     """
 
     video_id: str | None
-    file: Path
+    file: Path | str  # a str for a URL
     field: str
     message: str
 
@@ -34,7 +36,8 @@ class Problem:
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Problem:
         """The problem `to_dict` wrote."""
-        return cls(**{**document, "file": Path(document["file"])})
+        file = document["file"]
+        return cls(**{**document, "file": file if is_url(file) else Path(file)})
 
 
 class ManifestError(ValueError):

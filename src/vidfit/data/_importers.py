@@ -1,4 +1,8 @@
-"""Manifests from other annotation formats: ActivityNet-style JSON, and one label per line per frame."""
+"""Manifests from other annotation formats.
+
+ActivityNet-style JSON and one label per line per frame here; CSVs, folder layouts and THUMOS14 in
+`_import_formats`. Every importer returns a `Manifest` for `save_manifest`.
+"""
 
 from __future__ import annotations
 

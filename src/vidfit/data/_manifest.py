@@ -57,6 +57,8 @@ class VideoEntry:
         label: Video-level label, or None.
         timeline: Per-frame labels as segments, or None.
         keypoints: View name to a folder of per-frame ``.npz`` files or one ``.npy`` of (T, K, D).
+        streams: View name to the video stream it reads (``views: {front: {path: x.mp4, stream: 3}}``);
+            a view not named here reads FFmpeg's best video stream.
     """
 
     id: str
@@ -65,6 +67,7 @@ class VideoEntry:
     label: str | None = None
     timeline: Timeline | None = None
     keypoints: dict[str, Path] = field(default_factory=dict)
+    streams: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class _Parser:
         elif reason := _unsafe_name_reason(video_id):
             self.report(video_id, "id", reason)
         self.check_keys(raw, _VIDEO_KEYS, video_id=video_id, where="video")
+        streams = self.streams(raw.get("views"), video_id=video_id)
         views = self.paths(raw.get("views"), video_id=video_id, where="views")
         if not views:
             self.report(video_id, "views", "needs at least one view: {name: path}")
@@ -209,7 +213,20 @@ class _Parser:
             label=None if label is None else str(label),
             timeline=timeline,
             keypoints=keypoints,
+            streams=streams,
         )
+
+    def streams(self, raw: Any, *, video_id: str) -> dict[str, int]:
+        """View name to stream index, for views written ``{path: ..., stream: N}``."""
+        streams: dict[str, int] = {}
+        for name, value in raw.items() if isinstance(raw, dict) else ():
+            if not isinstance(value, dict):
+                continue
+            if value.keys() - {"path", "stream"} or not isinstance(value.get("stream"), int) or value["stream"] < 0:
+                self.report(video_id, f"views.{name}", f"must be a path or {{path, stream: N >= 0}}, got {value!r}")
+                continue
+            streams[str(name)] = value["stream"]
+        return streams
 
     def paths(self, raw: Any, *, video_id: str, where: str) -> dict[str, Path]:
         """View name to absolute path; containment is judged on the path as written, links unresolved."""
@@ -218,6 +235,7 @@ class _Parser:
             return {}
         paths: dict[str, Path] = {}
         for name, value in raw.items():
+            value = value.get("path") if isinstance(value, dict) and where == "views" else value
             if not isinstance(value, str) or not value:
                 self.report(video_id, f"{where}.{name}", f"must be a non-empty path, got {value!r}")
                 continue
@@ -264,7 +282,10 @@ def _dump_video(entry: VideoEntry, root: Path) -> dict[str, Any]:
     def relative(paths: dict[str, Path]) -> dict[str, str]:
         return {name: Path(os.path.relpath(p, root)).as_posix() for name, p in paths.items()}
 
-    document: dict[str, Any] = {"id": entry.id, "split": entry.split, "views": relative(entry.views)}
+    views: dict[str, Any] = relative(entry.views)
+    for name, stream in entry.streams.items():
+        views[name] = {"path": views[name], "stream": stream}
+    document: dict[str, Any] = {"id": entry.id, "split": entry.split, "views": views}
     if entry.label is not None:
         document["label"] = entry.label
     if entry.timeline is not None:

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
-from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 
 from rich.progress import Progress
 
 from vidfit.data._chunks import build_chunk_index
+from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import Manifest, VideoEntry, load_manifest, save_manifest
-from vidfit.io import VideoReader, VideoWriter
+from vidfit.io import VideoReader, VideoWriter, check_writable, resolve_inside
 
 # Frames decoded and encoded at a time: bounds a worker's memory whatever the video's length.
 _CHUNK_FRAMES = 64
+# How long a worker asked to stop may take to drop its partial file before it is killed.
+_STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class _Job:
+    video_id: str
     source: Path
     target: Path
     size: tuple[int, int]
     gop: int
     crf: int
+    stream_index: int | None = None
 
 
 def prepare_manifest(
@@ -61,12 +71,16 @@ def prepare_manifest(
     """
     _check_arguments(size=size, gop=gop, workers=workers, crf=crf)
     manifest = load_manifest(manifest_path, allow_outside_root=allow_outside_root)
+    if not manifest.videos:
+        raise ManifestError([Problem(None, Path(manifest_path), "videos", "is empty: there is nothing to prepare")])
     build_chunk_index(manifest, sync_tolerance_seconds=sync_tolerance_seconds)
     root = Path(out_dir).resolve()
+    target = check_writable(resolve_inside(root, Path(manifest_path).name))
     entries = [_relocate(entry, root) for entry in manifest.videos]
-    _run(_jobs(manifest.videos, entries, size=size, gop=gop, crf=crf), workers=workers, progress=progress)
+    with _sigterm_as_interrupt():
+        _run(_jobs(manifest.videos, entries, size=size, gop=gop, crf=crf), workers=workers, progress=progress)
     _link_keypoints(manifest.videos, entries)
-    return save_manifest(Manifest(manifest.labels, root, tuple(entries)), root / Path(manifest_path).name)
+    return save_manifest(Manifest(manifest.labels, root, tuple(entries)), target)
 
 
 def _check_arguments(*, size: tuple[int, int], gop: int, workers: int, crf: int) -> None:
@@ -81,56 +95,104 @@ def _check_arguments(*, size: tuple[int, int], gop: int, workers: int, crf: int)
 
 
 def _relocate(entry: VideoEntry, root: Path) -> VideoEntry:
-    """`entry` with its files moved under `root`; refuses any path that would land outside it."""
-    folder, keypoints = root / "videos" / entry.id, root / "keypoints" / entry.id
-    moved = replace(
-        entry,
-        views={view: folder / f"{view}.mp4" for view in entry.views},
-        keypoints={
-            view: keypoints / f"{view}{path.suffix if path.is_file() else ''}" for view, path in entry.keypoints.items()
-        },
-    )
-    for path in [*moved.views.values(), *moved.keypoints.values()]:
-        if not Path(os.path.normpath(path)).is_relative_to(root):
-            raise ValueError(f"video {entry.id!r}: output {path} would be outside out_dir {root}")
-    return moved
+    """`entry` with its files moved under `root`, links followed; refuses any path that would land outside it."""
+    try:
+        views = {view: resolve_inside(root, f"videos/{entry.id}/{view}.mp4") for view in entry.views}
+        keypoints = {
+            view: resolve_inside(root, f"keypoints/{entry.id}/{view}{path.suffix if path.is_file() else ''}")
+            for view, path in entry.keypoints.items()
+        }
+    except ValueError as error:
+        raise ValueError(f"video {entry.id!r}: {error}") from error
+    return replace(entry, views=views, keypoints=keypoints, streams={})  # the copies hold one stream each
 
 
 def _jobs(
     originals: Sequence[VideoEntry], copies: Sequence[VideoEntry], *, size: tuple[int, int], gop: int, crf: int
 ) -> list[_Job]:
     return [
-        _Job(source, new.views[view], size, gop, crf)
+        _Job(old.id, source, new.views[view], size, gop, crf, old.streams.get(view))
         for old, new in zip(originals, copies, strict=True)
         for view, source in old.views.items()
     ]
 
 
 def _run(jobs: list[_Job], *, workers: int, progress: bool) -> None:
+    """Transcodes in worker processes; any failure or interrupt cancels the queue and stops the workers."""
     # Forking a process that has run FFmpeg's or torch's threads can inherit a held lock and hang.
     context = multiprocessing.get_context(
         "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    with Progress(disable=not progress) as bar, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        task = bar.add_task("Transcoding", total=len(jobs))
-        futures: dict[Future[int], _Job] = {pool.submit(_transcode, job): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker)
+    try:
+        with Progress(disable=not progress) as bar:
+            task = bar.add_task("Transcoding", total=len({job.video_id for job in jobs}))
+            futures: dict[Future[int], _Job] = {pool.submit(_transcode, job): job for job in jobs}
+            views_left = Counter(job.video_id for job in jobs)
+            for future in as_completed(futures):
+                job = futures[future]
                 error = future.exception()
                 if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise RuntimeError(f"{futures[future].source}: transcoding failed: {error}") from error
-                bar.advance(task)
+                    raise RuntimeError(f"{job.source}: transcoding failed: {error}") from error
+                views_left[job.video_id] -= 1
+                if not views_left[job.video_id]:
+                    bar.advance(task)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drops the queued jobs and ends the running ones now, each worker removing its partial file."""
+    # The executor has no public way to end busy workers before Python 3.14 (`terminate_workers`).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(_STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _start_worker() -> None:
+    # Ctrl-C reaches the whole terminal's process group; the main process alone decides, then stops
+    # the workers with SIGTERM, which unwinds the transcode so that its writer drops its temp file.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the transcoding as Ctrl-C does, cleaning up, where no one else handles it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _transcode(job: _Job) -> int:
     """Decodes `job.source` chunk by chunk, scaled in FFmpeg, and encodes it with the original timestamps."""
     height, width = job.size
     # One FFmpeg thread per process: the pool already runs one process per core asked for.
-    with VideoReader(job.source, num_threads=1) as reader:
+    with VideoReader(job.source, stream_index=job.stream_index, num_threads=1) as reader:
         fps = reader.metadata.fps
         with VideoWriter(
             job.target, fps=fps, width=width, height=height, codec="libx264", gop=job.gop, crf=job.crf

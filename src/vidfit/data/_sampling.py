@@ -116,13 +116,15 @@ class ReaderPool:
         self.capacity = capacity
         self.num_threads = num_threads
         self.backend = backend
-        self._readers: OrderedDict[Path, VideoReader] = OrderedDict()
+        self._readers: OrderedDict[Path | str, VideoReader] = OrderedDict()
 
     def get(self, meta: VideoMetadata) -> VideoReader:
         """An open reader of the view described by `meta`."""
         reader = self._readers.pop(meta.path, None)
         if reader is None:
-            reader = VideoReader(meta.path, backend=self.backend, num_threads=self.num_threads)
+            reader = VideoReader(
+                meta.path, stream_index=meta.stream_index, backend=self.backend, num_threads=self.num_threads
+            )
             if len(reader) != meta.num_frames:
                 reader.close()
                 raise ValueError(

@@ -54,8 +54,8 @@ def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
     check = VideoCheck()
     for view, path in entry.views.items():
         try:
-            check.views[view] = probe(path)
-        except (FileNotFoundError, VideoDecodeError) as error:
+            check.views[view] = probe(path, stream_index=entry.streams.get(view))
+        except (FileNotFoundError, VideoDecodeError, ValueError) as error:
             check.problems.append(Problem(entry.id, path, f"views.{view}", str(error).removeprefix(f"{path}: ")))
     manifest_file = requirements.manifest_file
     if entry.label is not None and entry.label not in requirements.labels:

@@ -1,9 +1,11 @@
-"""Sliding-window inference of arbitrarily long videos, per-video and per-frame outputs."""
+"""Inference without the trainer: sliding windows over arbitrarily long videos, checkpoints, per-video jobs."""
 
-from vidfit.infer._inputs import MANIFEST_SUFFIXES, VIDEO_SUFFIXES, VideoFile, expand_inputs, first_duplicate
-from vidfit.infer._predictor import ChunkedPredictor, ModelOutput, Precision, VideoModel
+from vidfit.infer._checkpoint import CheckpointState, read_checkpoint
+from vidfit.infer._inputs import VIDEO_SUFFIXES, VideoFile, expand_inputs, first_duplicate
+from vidfit.infer._jobs import run_jobs
+from vidfit.infer._predictor import ChunkedPredictor, ModelOutput, VideoModel
+from vidfit.infer._ranks import Ranks, broadcast_from_rank_zero, gather_to_rank_zero, is_rank_zero, join_launch
 from vidfit.infer._results import (
-    Segment,
     VideoPrediction,
     frame_accuracy,
     frames_to_segments,
@@ -11,34 +13,30 @@ from vidfit.infer._results import (
     write_frame_csv,
     write_predictions_json,
 )
-from vidfit.infer._sr import DEFAULT_SR_CHUNK_FRAMES, SuperResolutionModel, UpscaleResult, upscale_video
-from vidfit.infer._windows import AGGREGATIONS, Aggregation, Window, aggregate, merge_frame_logits, plan_windows
+from vidfit.infer._windows import Window, plan_windows
 
 __all__ = [
-    "AGGREGATIONS",
-    "DEFAULT_SR_CHUNK_FRAMES",
-    "MANIFEST_SUFFIXES",
     "VIDEO_SUFFIXES",
-    "Aggregation",
+    "CheckpointState",
     "ChunkedPredictor",
     "ModelOutput",
-    "Precision",
-    "Segment",
-    "SuperResolutionModel",
-    "UpscaleResult",
+    "Ranks",
     "VideoFile",
     "VideoModel",
     "VideoPrediction",
     "Window",
-    "aggregate",
+    "broadcast_from_rank_zero",
     "expand_inputs",
     "first_duplicate",
     "frame_accuracy",
     "frames_to_segments",
-    "merge_frame_logits",
+    "gather_to_rank_zero",
+    "is_rank_zero",
+    "join_launch",
     "plan_windows",
+    "read_checkpoint",
+    "run_jobs",
     "segment_f1",
-    "upscale_video",
     "write_frame_csv",
     "write_predictions_json",
 ]

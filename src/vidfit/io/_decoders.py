@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal, Protocol
 
 import av
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 
 from vidfit.io._index import PacketIndex
 from vidfit.io._pyav import DecodedFrame, PyAVSource
+from vidfit.io._sources import OpenedSource
 from vidfit.io._types import VideoDecodeError
 
 Backend = Literal["pyav", "nvdec", "torchcodec"]
@@ -49,18 +49,20 @@ class TorchCodecSource:
 
     backend: Backend = "torchcodec"
 
-    def __init__(self, path: Path, *, num_threads: int) -> None:
+    def __init__(self, source: OpenedSource, *, stream_index: int, num_threads: int) -> None:
         try:
             decoders = importlib.import_module("torchcodec.decoders")
         except ImportError as error:
             raise ImportError(
                 "backend='torchcodec' needs torchcodec: pip install 'vidfit[torchcodec]' (or pip install torchcodec)"
             ) from error
-        self._path = path
+        self._path, self._source = source.name, source
         try:
-            self._decoder = decoders.VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=num_threads)
-        except RuntimeError as error:
-            raise VideoDecodeError(f"{path}: torchcodec cannot open it: {error}") from error
+            self._decoder = decoders.VideoDecoder(
+                source.reopen(), stream_index=stream_index, seek_mode="exact", num_ffmpeg_threads=num_threads
+            )
+        except (RuntimeError, ValueError) as error:
+            raise VideoDecodeError(f"{source.name}: torchcodec cannot open it: {error}") from error
 
     def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[DecodedFrame]:
         for start in range(0, len(targets), _TORCHCODEC_BATCH):
@@ -76,10 +78,17 @@ class TorchCodecSource:
     def close(self) -> None:
         """Drops the torchcodec decoder, which closes its file."""
         del self._decoder
+        self._source.close()
 
 
 def make_source(
-    backend: Backend, *, path: Path, container: av.container.InputContainer, index: PacketIndex, num_threads: int
+    backend: Backend,
+    *,
+    source: OpenedSource,
+    container: av.container.InputContainer,
+    stream_index: int,
+    index: PacketIndex,
+    num_threads: int,
 ) -> FrameSource:
     """The frame source for `backend`, which owns `container` from then on.
 
@@ -87,17 +96,21 @@ def make_source(
     """
     if backend == "torchcodec":
         container.close()  # torchcodec reads the file itself
-        return TorchCodecSource(path, num_threads=num_threads)
+        return TorchCodecSource(source, stream_index=stream_index, num_threads=num_threads)
+    path = source.name
     if backend == "nvdec":
-        decoder_name = f"{container.streams.video[0].codec_context.name}_cuvid"
+        decoder_name = f"{container.streams[stream_index].codec_context.name}_cuvid"
         reason = _nvdec_unavailable(decoder_name)
         if reason is None:
             try:
-                return PyAVSource(path, container, index, num_threads=num_threads, decoder_name=decoder_name)
+                return PyAVSource(
+                    source, container, index, stream_index=stream_index, num_threads=num_threads,
+                    decoder_name=decoder_name,
+                )  # fmt: skip
             except av.FFmpegError as error:
                 reason = f"{decoder_name} failed to open: {error}"
         warnings.warn(f"{path}: backend='nvdec' unavailable ({reason}); decoding with 'pyav'", stacklevel=3)
-    return PyAVSource(path, container, index, num_threads=num_threads)
+    return PyAVSource(source, container, index, stream_index=stream_index, num_threads=num_threads)
 
 
 def _nvdec_unavailable(decoder_name: str) -> str | None:

@@ -1,15 +1,19 @@
-"""The packet index: every frame's presentation time and the keyframes, read by demuxing alone."""
+"""The packet index: every frame's presentation time and the keyframes, read by demuxing alone; stream choice."""
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any, cast
 
 import av
 import numpy as np
 
-from vidfit.io._types import VideoDecodeError, VideoMetadata
+from vidfit.io._sources import OpenedSource
+from vidfit.io._types import StreamInfo, VideoDecodeError, VideoMetadata
 
 # Keyframes before the wanted one whose dts is tried when a seek keeps landing after it.
 _SEEK_STEP_BACK_KEYFRAMES = 3
@@ -66,26 +70,67 @@ class PacketIndex:
         return list(dict.fromkeys(stamps))
 
 
-def open_container(path: Path) -> av.container.InputContainer:
-    """Opens a file for demuxing, turning FFmpeg's failures into errors that name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video file")
+def open_container(source: OpenedSource) -> av.container.InputContainer:
+    """Opens a source for demuxing, turning FFmpeg's failures into errors that name it."""
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(source.reopen(), mode="r")
     except av.FFmpegError as error:
-        raise VideoDecodeError(f"{path}: cannot open as a video: {error}") from error
+        raise VideoDecodeError(f"{source.name}: cannot open as a video: {error}") from error
     if not container.streams.video:
         container.close()
-        raise VideoDecodeError(f"{path}: has no video stream")
+        raise VideoDecodeError(f"{source.name}: has no video stream")
     return container
 
 
-def read_packet_index(container: av.container.InputContainer, *, path: Path) -> PacketIndex:
-    """Demuxes the first video stream without decoding and indexes its frames."""
-    stream = container.streams.video[0]
+def choose_stream(
+    container: av.container.InputContainer, stream_index: int | None, *, name: Path | str
+) -> av.video.stream.VideoStream:
+    """The video stream at `stream_index` (among all streams), or FFmpeg's best one when None.
+
+    FFmpeg's choice (``av_find_best_stream``) prefers the default disposition, then the most
+    decodable frames and the highest bit rate: a thumbnail stream placed first is not picked.
+    """
+    videos = container.streams.video
+    if stream_index is None:
+        best = container.streams.best("video")
+        return best if isinstance(best, av.video.stream.VideoStream) else videos[0]
+    for stream in videos:
+        if stream.index == stream_index:
+            return stream
+    raise ValueError(
+        f"{name}: stream_index={stream_index!r} is not one of its video streams {[s.index for s in videos]}"
+    )
+
+
+def stream_infos(container: av.container.InputContainer) -> tuple[StreamInfo, ...]:
+    """What the header says of every video stream."""
+    return tuple(
+        StreamInfo(
+            index=stream.index,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(stream.average_rate or 0.0),
+            num_frames=int(stream.frames or 0),
+            codec=stream.codec_context.name,
+        )
+        for stream in container.streams.video
+    )
+
+
+def read_packet_index(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, *, source: OpenedSource
+) -> PacketIndex:
+    """Demuxes `stream` without decoding and indexes its frames.
+
+    Remote files and file objects with a sample table (MP4, MOV) are demuxed with their sample
+    payloads read as zeros: timing and keyframes come from the table, so indexing fetches the
+    table alone instead of the whole file.
+    """
     time_base = stream.time_base or Fraction(1, 1000)
     nominal_duration = _nominal_duration(stream, time_base)
-    packets = _demux(container, path=path, nominal_duration=nominal_duration)
+    packets = None if source.is_local else _demux_from_sample_table(stream, source, nominal_duration)
+    if packets is None:
+        packets = _demux(container, stream, name=source.name, nominal_duration=nominal_duration)
     stamps = np.asarray(packets.stamps, dtype=np.int64)
     order = np.argsort(stamps, kind="stable")
     presentation = np.empty_like(order)
@@ -119,10 +164,41 @@ class _Packets:
     has_stamps: bool = True
 
 
-def _demux(container: av.container.InputContainer, *, path: Path, nominal_duration: int) -> _Packets:
+def _demux_from_sample_table(
+    stream: av.video.stream.VideoStream, source: OpenedSource, nominal_duration: int
+) -> _Packets | None:
+    """`_demux` over a copy of the file whose sample payloads read as zeros; None without a full table."""
+    entries = list(stream.index_entries)
+    if not entries or len(entries) != stream.frames:
+        return None  # Matroska and friends index keyframes only; their packets must be read
+    target = source.reopen()
+    if isinstance(target, str):
+        return None
+    skipper = PayloadSkipper(target, [(e.pos, e.pos + e.size) for e in entries], size_bytes=source.size_bytes)
+    try:
+        with av.open(skipper, mode="r") as container:
+            copy = cast(av.video.stream.VideoStream, container.streams[stream.index])
+            packets = _demux(container, copy, name=source.name, nominal_duration=nominal_duration)
+    except (av.FFmpegError, VideoDecodeError):
+        return None
+    # Keyframes come from the table: FFmpeg's parser, which flags them from the payload, saw zeros.
+    # A parser that changed the timing would show in the dts, so then the packets are read for real.
+    if packets.dts != [entry.timestamp for entry in entries]:
+        return None
+    packets.keyframes = [position for position, entry in enumerate(entries) if entry.is_keyframe]
+    return packets
+
+
+def _demux(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    *,
+    name: Path | str,
+    nominal_duration: int,
+) -> _Packets:
     packets = _Packets()
     try:
-        for packet in container.demux(container.streams.video[0]):
+        for packet in container.demux(stream):
             if packet.size == 0:
                 continue
             stamp = packet.pts if packet.pts is not None else packet.dts
@@ -137,9 +213,9 @@ def _demux(container: av.container.InputContainer, *, path: Path, nominal_durati
             packets.dts.append(packet.dts if packet.dts is not None else stamp)
             packets.durations.append(packet.duration or 0)
     except av.FFmpegError as error:
-        raise VideoDecodeError(f"{path}: demuxing failed after {len(packets.stamps)} packets: {error}") from error
+        raise VideoDecodeError(f"{name}: demuxing failed after {len(packets.stamps)} packets: {error}") from error
     if not packets.stamps:
-        raise VideoDecodeError(f"{path}: the video stream holds no frames")
+        raise VideoDecodeError(f"{name}: the video stream holds no frames")
     return packets
 
 
@@ -149,14 +225,18 @@ def _nominal_duration(stream: av.video.stream.VideoStream, time_base: Fraction) 
     return max(1, round(1 / (rate * time_base))) if rate else 1
 
 
-def build_metadata(index: PacketIndex, *, path: Path, container: av.container.InputContainer) -> VideoMetadata:
+def build_metadata(
+    index: PacketIndex,
+    *,
+    source: OpenedSource,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+) -> VideoMetadata:
     """Metadata from the packet index; the header's frame count and rate are not trusted."""
-    stream = container.streams.video[0]
     span = float((index.pts[-1] - index.pts[0] + index.last_duration) * index.time_base)
     num_frames = len(index.pts)
-    stat = path.stat()
     return VideoMetadata(
-        path=path,
+        path=source.name,
         num_frames=num_frames,
         fps=num_frames / span,
         width=stream.codec_context.width,
@@ -164,6 +244,77 @@ def build_metadata(index: PacketIndex, *, path: Path, container: av.container.In
         duration_seconds=span,
         begin_seconds=float(index.pts[0] * index.time_base),
         codec=stream.codec_context.name,
-        size_bytes=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
+        size_bytes=source.size_bytes,
+        mtime_ns=int(source.version) if source.is_local else 0,
+        stream_index=stream.index,
+        streams=stream_infos(container),
     )
+
+
+class PayloadSkipper(io.RawIOBase):
+    """A read-only view of `file` in which the byte ranges `payloads` read as zeros, unfetched.
+
+    Args:
+        file: A seekable binary file.
+        payloads: Half-open ``(start, stop)`` byte ranges, in any order.
+        size_bytes: The file's size.
+    """
+
+    def __init__(self, file: IO[bytes], payloads: list[tuple[int, int]], *, size_bytes: int) -> None:
+        super().__init__()
+        merged: list[list[int]] = []
+        for start, stop in sorted(payloads):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        self._starts = np.asarray([m[0] for m in merged], dtype=np.int64)
+        self._stops = np.asarray([m[1] for m in merged], dtype=np.int64)
+        self._file, self._size, self._position = file, size_bytes, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        start = self._position
+        stop = min(start + len(view), self._size)
+        position = start
+        # The real container shares `file`: its position must be left where that container put it.
+        shared_position = self._file.tell()
+        while position < stop:
+            k = int(np.searchsorted(self._stops, position, side="right"))  # first payload ending after position
+            payload_start = int(self._starts[k]) if k < len(self._starts) else stop
+            if payload_start <= position:  # inside a payload: zeros up to its end
+                end = min(int(self._stops[k]), stop)
+                view[position - start : end - start] = bytes(end - position)
+            else:  # container structure: read it
+                end = min(payload_start, stop)
+                self._file.seek(position)
+                view[position - start : end - start] = _read_exactly(self._file, end - position)
+            position = end
+        self._file.seek(shared_position)
+        self._position = stop
+        return max(stop - start, 0)
+
+
+def _read_exactly(file: IO[bytes], num_bytes: int) -> bytes:
+    chunks, left = [], num_bytes
+    while left > 0:
+        chunk = file.read(left)
+        if not chunk:
+            raise OSError(f"the file ended {left} bytes early")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal, Protocol, cast
 
 import av
@@ -13,6 +12,7 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
 from vidfit.io._index import PacketIndex, open_container
+from vidfit.io._sources import OpenedSource
 from vidfit.io._types import VideoDecodeError
 
 # A seek flushes the decoder, and with frame threads refilling its pipeline costs about as much as
@@ -53,8 +53,9 @@ class PyAVSource:
     decodes from there.
 
     Args:
-        path: The video file (named in errors).
+        source: The opened file (named in errors); closed with the source.
         container: An open input container; the source owns it and closes it in `close`.
+        stream_index: The stream to decode, among the container's streams.
         index: The stream's packet index.
         num_threads: FFmpeg decoding threads, 0 lets FFmpeg choose.
         decoder_name: A specific FFmpeg decoder (``"h264_cuvid"``), or None for the stream's default.
@@ -65,32 +66,34 @@ class PyAVSource:
 
     def __init__(
         self,
-        path: Path,
+        source: OpenedSource,
         container: av.container.InputContainer,
         index: PacketIndex,
         *,
+        stream_index: int,
         num_threads: int,
         decoder_name: str | None = None,
     ) -> None:
-        self._path, self._index, self._num_threads = path, index, num_threads
+        self._opened, self._path, self._index, self._num_threads = source, source.name, index, num_threads
+        self._stream_index = stream_index
         self._own_decoder: VideoCodecContext | None = None
         self.backend: Literal["pyav", "nvdec"] = "pyav" if decoder_name is None else "nvdec"
         if decoder_name is not None:
             decoder = cast(VideoCodecContext, av.CodecContext.create(decoder_name, "r"))
-            decoder.extradata = container.streams.video[0].codec_context.extradata
+            decoder.extradata = container.streams[stream_index].codec_context.extradata
             decoder.open()  # now, not at the first packet, so that a failure can fall back to "pyav"
             self._own_decoder = decoder
         self._bind(container)
         if not index.has_stamps:
             warnings.warn(
-                f"{path}: its packets carry no timestamps, so frames are counted from the start of the file and "
+                f"{self._path}: its packets carry no timestamps, so frames are counted from the start of the file and "
                 "every request decodes from there; re-encode it to .mp4 or .mkv for fast random access",
                 stacklevel=4,
             )
 
     def _bind(self, container: av.container.InputContainer) -> None:
         self._container = container
-        self._stream = container.streams.video[0]
+        self._stream = cast(av.video.stream.VideoStream, container.streams[self._stream_index])
         if self._own_decoder is None:
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = self._num_threads
@@ -160,7 +163,7 @@ class PyAVSource:
         if not self._index.has_stamps:
             # Raw streams cannot seek at all: reopening is the one way back to the start.
             self._container.close()
-            self._bind(open_container(self._path))
+            self._bind(open_container(self._opened))
             return self._container.demux(self._stream)
         wanted = self._index.decode_positions[keyframe]
         for stamp in self._index.seek_stamps(keyframe):
@@ -177,4 +180,5 @@ class PyAVSource:
     def close(self) -> None:
         """Closes the file and drops the decoder."""
         self._container.close()
+        self._opened.close()
         del self._decoder, self._own_decoder, self._stream

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import av
 import numpy as np
 import torch
 
 from vidfit.io._decoders import BACKENDS, Backend, FrameSource, make_source
-from vidfit.io._index import build_metadata, open_container, read_packet_index
+from vidfit.io._index import PacketIndex, build_metadata, choose_stream, open_container, read_packet_index
 from vidfit.io._pyav import DecodedFrame
+from vidfit.io._sources import OpenedSource, Source, open_source
 from vidfit.io._types import Chunk, FrameBatch, VideoMetadata
 
 # Offending frame indices an error message shows.
@@ -33,33 +34,55 @@ class VideoReader:
     wrong frames. Use it as a context manager: PyAV leaks memory when containers are not closed.
 
     Args:
-        path: The video file.
+        source: A local path, an ``http(s)://`` or other fsspec URL (``s3://``, ``gs://``: the
+            ``remote`` extra), or a seekable binary file object (left open on close). Remote
+            files are read in byte ranges; MP4/MOV are indexed from their sample table alone.
+        stream_index: The video stream to read, by its index among the file's streams
+            (``metadata.streams`` lists them); None takes the one FFmpeg picks as best.
         backend: ``"pyav"`` (CPU), ``"nvdec"`` (PyAV's cuvid decoders on an NVIDIA GPU, falling
             back to ``"pyav"`` with a warning without one) or ``"torchcodec"`` (optional extra).
         num_threads: FFmpeg decoding threads; 0 lets FFmpeg choose.
 
     Attributes:
+        path: The file, the URL, or a file object's name.
         backend: The backend actually decoding: ``"pyav"`` where ``"nvdec"`` fell back.
         metadata: What the video holds, from its packet index.
         pts_seconds: Presentation time of every frame, float64 (num_frames,).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, backend: Backend = "pyav", num_threads: int = 0) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        stream_index: int | None = None,
+        backend: Backend = "pyav",
+        num_threads: int = 0,
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
         if num_threads < 0:
             raise ValueError(f"num_threads={num_threads!r} must be >= 0 (0 lets FFmpeg choose)")
-        self.path = Path(path)
-        container = open_container(self.path)
+        if stream_index is not None and not _is_int(stream_index):
+            raise ValueError(f"stream_index={stream_index!r} must be an int or None")
+        opened = open_source(source)
+        self.path: Path | str = opened.name
         try:
-            index = read_packet_index(container, path=self.path)
-            self.metadata: VideoMetadata = build_metadata(index, path=self.path, container=container)
-            source = make_source(backend, path=self.path, container=container, index=index, num_threads=num_threads)
+            container = open_container(opened)
+        except BaseException:
+            opened.close()
+            raise
+        try:
+            self.metadata, index = _index(container, opened, stream_index)
+            frames = make_source(
+                backend, source=opened, container=container, stream_index=self.metadata.stream_index,
+                index=index, num_threads=num_threads,
+            )  # fmt: skip
         except BaseException:
             container.close()
+            opened.close()
             raise
-        self._source: FrameSource | None = source
-        self.backend: Backend = source.backend
+        self._source: FrameSource | None = frames
+        self.backend: Backend = frames.backend
         self.pts_seconds: np.ndarray = index.pts_seconds
 
     def __len__(self) -> int:
@@ -280,11 +303,22 @@ def _checked_size(size: tuple[int, int] | None) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
-def probe(path: str | os.PathLike[str]) -> VideoMetadata:
-    """Metadata of a video from its packet index, without decoding a frame."""
-    resolved = Path(path)
-    container = open_container(resolved)
+def probe(source: Source, *, stream_index: int | None = None) -> VideoMetadata:
+    """Metadata of a video from its packet index, without decoding a frame (`VideoReader`'s arguments)."""
+    opened = open_source(source)
     try:
-        return build_metadata(read_packet_index(container, path=resolved), path=resolved, container=container)
+        container = open_container(opened)
+        try:
+            return _index(container, opened, stream_index)[0]
+        finally:
+            container.close()
     finally:
-        container.close()
+        opened.close()
+
+
+def _index(
+    container: av.container.InputContainer, opened: OpenedSource, stream_index: int | None
+) -> tuple[VideoMetadata, PacketIndex]:
+    stream = choose_stream(container, stream_index, name=opened.name)
+    index = read_packet_index(container, stream, source=opened)
+    return build_metadata(index, source=opened, container=container, stream=stream), index

@@ -13,11 +13,32 @@ class VideoDecodeError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class StreamInfo:
+    """One video stream of a file, as its header describes it (cheap to read for every stream).
+
+    Attributes:
+        index: The stream's index among all the file's streams (what ``stream_index`` takes).
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        fps: The header's average frame rate (0.0 when it declares none).
+        num_frames: The header's frame count (0 when it declares none).
+        codec: FFmpeg's codec name.
+    """
+
+    index: int
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    codec: str
+
+
+@dataclass(frozen=True)
 class VideoMetadata:
     """What a video holds, read from its packet index (not from the header, which can lie).
 
     Attributes:
-        path: The file.
+        path: The file, the URL (a ``str``), or a file object's name.
         num_frames: Frames in presentation order, counted from the packets.
         fps: Average frame rate, ``num_frames / duration_seconds``; the header's rate is not used.
         width: Frame width in pixels.
@@ -26,10 +47,12 @@ class VideoMetadata:
         begin_seconds: Presentation time of frame 0 (not always 0).
         codec: FFmpeg's codec name, e.g. ``"h264"``.
         size_bytes: File size, used with `mtime_ns` as a cache key.
-        mtime_ns: File modification time.
+        mtime_ns: File modification time; 0 for URLs and file objects, which have none.
+        stream_index: Index of the stream read, among all the file's streams.
+        streams: Every video stream of the file, the one read included.
     """
 
-    path: Path
+    path: Path | str
     num_frames: int
     fps: float
     width: int
@@ -39,6 +62,13 @@ class VideoMetadata:
     codec: str
     size_bytes: int
     mtime_ns: int
+    stream_index: int = 0
+    streams: tuple[StreamInfo, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A chunk index read back from JSON gives lists of mappings.
+        streams = tuple(s if isinstance(s, StreamInfo) else StreamInfo(**s) for s in self.streams)
+        object.__setattr__(self, "streams", streams)
 
 
 @dataclass

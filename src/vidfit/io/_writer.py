@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -78,6 +80,7 @@ class VideoWriter:
             self._stream.codec_context.gop_size = gop
         self._frame_seconds = 1.0 / float(rate)
         self._next_pts_seconds = 0.0
+        self._last_pts: int | None = None  # in _PTS_TIME_BASE units; the next frame must come strictly after it
         self.num_frames = 0
 
     def write(self, frames: torch.Tensor, *, pts_seconds: torch.Tensor | np.ndarray | None = None) -> None:
@@ -97,28 +100,37 @@ class VideoWriter:
         if self._container is None:
             raise ValueError(f"{self.path}: the writer is closed")
         array = frames.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        times = self._frame_times(len(array), pts_seconds)
-        for image, seconds in zip(array, times, strict=True):
+        for image, pts in zip(array, self._frame_pts(len(array), pts_seconds), strict=True):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = round(seconds / _PTS_TIME_BASE)
+            frame.pts = pts
             frame.time_base = _PTS_TIME_BASE
             self._container.mux(self._stream.encode(frame))
         self.num_frames += len(array)
 
-    def _frame_times(self, count: int, pts_seconds: torch.Tensor | np.ndarray | None) -> list[float]:
+    def _frame_pts(self, count: int, pts_seconds: torch.Tensor | np.ndarray | None) -> list[int]:
+        """Each frame's pts in `_PTS_TIME_BASE` units, checked to increase strictly across all writes.
+
+        The check is on the rounded values and against the last frame written, not against the nominal
+        frame duration: on variable-frame-rate input a frame may follow the previous one much sooner than
+        ``1 / fps``, also across the boundary between two calls.
+        """
         if pts_seconds is None:
             times = [self._next_pts_seconds + i * self._frame_seconds for i in range(count)]
         else:
             times = [float(t) for t in pts_seconds]
             if len(times) != count:
                 raise ValueError(f"{self.path}: pts_seconds has {len(times)} values for {count} frames")
-            if any(b <= a for a, b in itertools.pairwise(times)) or (
-                self.num_frames and times and times[0] < self._next_pts_seconds - self._frame_seconds / 2
-            ):
-                raise ValueError(f"{self.path}: pts_seconds must increase strictly across all written frames")
-        if times:
+        pts = [round(seconds / _PTS_TIME_BASE) for seconds in times]
+        previous = [] if self._last_pts is None else [self._last_pts]
+        if any(b <= a for a, b in itertools.pairwise(previous + pts)):
+            raise ValueError(
+                f"{self.path}: pts_seconds must increase strictly across all written frames "
+                f"(by at least {float(_PTS_TIME_BASE):.3g} s)"
+            )
+        if pts:
+            self._last_pts = pts[-1]
             self._next_pts_seconds = times[-1] + self._frame_seconds
-        return times
+        return pts
 
     def close(self) -> None:
         """Flushes the encoder and moves the finished file into place."""
@@ -132,16 +144,27 @@ class VideoWriter:
             self.abort()
             raise
         self._container = None
-        self._tmp.replace(self.path)
+        try:
+            self._tmp.replace(self.path)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
-        """Drops the partial file; `path` is left as it was."""
-        if self._container is not None:
-            try:
-                self._container.close()
-            finally:
-                self._container = None
-        self._tmp.unlink(missing_ok=True)
+        """Drops the partial file; `path` is left as it was.
+
+        Never raises: it runs while another error is on its way up (a full disk, a file size limit, an
+        interrupt), and that error, not the failure to finish a file being thrown away, is the one to see.
+        """
+        container, self._container = self._container, None
+        if container is not None:
+            # Closing writes the trailer, which fails again on the disk that made the write fail.
+            with contextlib.suppress(Exception):
+                container.close()
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError as error:
+            warnings.warn(f"{self._tmp}: partial video left behind, remove it by hand: {error}", stacklevel=2)
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -1,7 +1,9 @@
-"""Building the backbones: torchvision networks with ``weights=None`` (nothing is ever downloaded), cut and wrapped.
+"""Building the backbones: torchvision networks built with ``weights=None``, cut and wrapped.
 
-`pretrained_path` loads a local ``state_dict`` of the torchvision model (e.g. saved from
-``r3d_18(weights=...).state_dict()``).
+Pretrained weights come from torchvision's weights API (``pretrained="kinetics400"``, through the torch hub
+cache) or from a local ``state_dict`` of the torchvision model (`pretrained_path`, e.g. saved from
+``r3d_18(weights=...).state_dict()``). r3d_34 and r3d_50 are 3D ResNets assembled from torchvision's
+`VideoResNet` parts the way it builds r3d_18 (basic or bottleneck blocks, [3, 4, 6, 3] of them).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import WeightsEnum
 from torchvision.models import video as tv_video
+from torchvision.models.video.resnet import BasicBlock, BasicStem, Bottleneck, Conv3DSimple
 
 from vidfit.models._backbones import (
     _S3D,
@@ -23,7 +27,9 @@ from vidfit.models._backbones import (
     _Swin3D,
     _Tiny,
     _VideoResNet,
+    canonical_backbone,
 )
+from vidfit.models._pretrained import load_pretrained_state, load_state_checked, pretrained_weights
 
 
 def _tiny_net() -> nn.Sequential:
@@ -44,11 +50,6 @@ def _tiny_net() -> nn.Sequential:
     )
 
 
-def _preview(keys: list[str]) -> str:
-    shown = ", ".join(keys[:5])
-    return f"{shown}, ... ({len(keys)} in all)" if len(keys) > 5 else shown
-
-
 def _load_state_dict_file(net: nn.Module, path: Path, *, name: str) -> None:
     """Loads a local state_dict into `net`, or says which keys or shapes in the file do not fit."""
     if not path.is_file():
@@ -56,22 +57,17 @@ def _load_state_dict_file(net: nn.Module, path: Path, *, name: str) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"pretrained_path={str(path)!r} holds a {type(state).__name__}, not a state_dict")
-    expected = net.state_dict()
-    problems = []
-    if missing := sorted(expected.keys() - state.keys()):
-        problems.append(f"missing keys: {_preview(missing)}")
-    if unexpected := sorted(state.keys() - expected.keys()):
-        problems.append(f"unexpected keys: {_preview(unexpected)}")
-    shared = sorted(expected.keys() & state.keys())
-    if mismatched := [
-        f"{k} {tuple(state[k].shape)}!={tuple(expected[k].shape)}"
-        for k in shared
-        if state[k].shape != expected[k].shape
-    ]:
-        problems.append(f"shape mismatches: {_preview(mismatched)}")
-    if problems:
-        raise ValueError(f"pretrained_path={str(path)!r} does not fit backbone {name!r}: " + "; ".join(problems))
-    net.load_state_dict(state)
+    load_state_checked(net, state, source=f"pretrained_path={str(path)!r}", name=name)
+
+
+def _load_weights(net: nn.Module, weights: WeightsEnum, *, pretrained: str, name: str, progress: bool) -> None:
+    state = load_pretrained_state(weights, progress=progress)
+    load_state_checked(net, state, source=f"pretrained={pretrained!r} ({weights.url})", name=name)
+
+
+def _video_resnet(block: type[BasicBlock | Bottleneck], layers: list[int]) -> tv_video.VideoResNet:
+    """A 3D ResNet as torchvision builds r3d_18: full 3x3x3 convolutions in every block, after its basic stem."""
+    return tv_video.VideoResNet(block, [Conv3DSimple] * 4, layers, BasicStem)
 
 
 @dataclass(frozen=True)
@@ -87,6 +83,8 @@ class _Recipe:
 _RECIPES: dict[str, _Recipe] = {
     "tiny": _Recipe(_tiny_net, _Tiny, 64, "0.0", None),
     "r3d_18": _Recipe(lambda: tv_video.r3d_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
+    "r3d_34": _Recipe(lambda: _video_resnet(BasicBlock, [3, 4, 6, 3]), _VideoResNet, 512, "stem.0", "fc"),
+    "r3d_50": _Recipe(lambda: _video_resnet(Bottleneck, [3, 4, 6, 3]), _VideoResNet, 2048, "stem.0", "fc"),
     "mc3_18": _Recipe(lambda: tv_video.mc3_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
     "r2plus1d_18": _Recipe(lambda: tv_video.r2plus1d_18(weights=None), _VideoResNet, 512, "stem.0", "fc"),
     "s3d": _Recipe(
@@ -110,16 +108,22 @@ _RECIPES: dict[str, _Recipe] = {
 
 
 def backbone_constraints(name: str) -> InputConstraints:
-    """The clip sizes backbone `name` accepts, without building it (for checking a config first)."""
-    if name not in _RECIPES:
+    """The clip sizes backbone `name` (or an alias) accepts, without building it (for checking a config first)."""
+    canonical = canonical_backbone(name)
+    if canonical not in _RECIPES:
         raise ValueError(f"backbone={name!r} is not one of {', '.join(map(repr, BACKBONES))}")
-    return _RECIPES[name].constraints
+    return _RECIPES[canonical].constraints
 
 
 def build_backbone(
-    *, name: str, pretrained_path: str | Path | None = None, activation_checkpointing: bool = False
+    *,
+    name: str,
+    pretrained: str | None = None,
+    pretrained_path: str | Path | None = None,
+    activation_checkpointing: bool = False,
+    progress: bool = False,
 ) -> VideoBackbone:
-    """Builds a backbone without downloading anything.
+    """Builds a backbone, loading pretrained weights when asked.
 
     Input sizes: ``mvit_v2_s`` needs exactly 16 frames of 224x224 (fixed positional embeddings);
     ``s3d`` needs at least 8 frames of at least 17x17 (its pools need them; and torch 2.14 crashes in
@@ -127,19 +131,30 @@ def build_backbone(
     ``tiny`` and the 3D ResNets, takes any size. Other sizes raise ValueError at forward time.
 
     Args:
-        name: One of `BACKBONES`.
+        name: One of `BACKBONES`, or an alias of one (`BACKBONE_ALIASES`, e.g. ``"resnet34"``).
+        pretrained: ``"kinetics400"``: torchvision's weights, from the torch hub cache (downloaded into it
+            when missing); see `vidfit.models._pretrained`.
         pretrained_path: A local ``state_dict`` file of the whole network (for ``tiny``, of
             ``VideoBackbone.net``), loaded with ``weights_only=True``; its classifier is then dropped.
         activation_checkpointing: Recompute each stage in backward to save activation memory.
+        progress: Show a progress bar while downloading `pretrained` weights.
 
     Raises:
-        ValueError: Unknown name, or a state_dict whose keys or shapes do not fit (naming the file).
-        FileNotFoundError: `pretrained_path` does not exist.
+        ValueError: Unknown name, both `pretrained` and `pretrained_path`, weights torchvision does not
+            have, or a state_dict whose keys or shapes do not fit (naming the file).
+        FileNotFoundError: `pretrained_path` does not exist, or `pretrained` weights are neither cached nor
+            downloadable (`PretrainedWeightsUnavailableError`, naming the file and the folder to put it in).
     """
     constraints = backbone_constraints(name)  # checks the name
+    name = canonical_backbone(name)
+    if pretrained is not None and pretrained_path is not None:
+        raise ValueError(f"pretrained={pretrained!r} and pretrained_path={str(pretrained_path)!r}: give one of them")
+    weights = None if pretrained is None else pretrained_weights(backbone=name, pretrained=pretrained)
     recipe = _RECIPES[name]
     net = recipe.factory()
-    if pretrained_path is not None:
+    if weights is not None and pretrained is not None:
+        _load_weights(net, weights, pretrained=pretrained, name=name, progress=progress)
+    elif pretrained_path is not None:
         _load_state_dict_file(net, Path(pretrained_path), name=name)
     if recipe.head is not None:
         setattr(net, recipe.head, nn.Identity())  # the classifier heads are replaced by ours

@@ -18,8 +18,15 @@ from torchvision.models import video as tv_video
 
 from vidfit.models._checkpointing import run_stage
 
-BackboneName = Literal["tiny", "r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v2_s", "swin3d_t"]
+BackboneName = Literal["tiny", "r3d_18", "r3d_34", "r3d_50", "mc3_18", "r2plus1d_18", "s3d", "mvit_v2_s", "swin3d_t"]
 BACKBONES: tuple[str, ...] = get_args(BackboneName)
+# Other names users know a backbone by (from their notes), each mapped to the name vidfit uses.
+BACKBONE_ALIASES: dict[str, str] = {"resnet34": "r3d_34"}
+
+
+def canonical_backbone(name: str) -> str:
+    """The name vidfit uses for backbone `name`: aliases are resolved, other names are returned as given."""
+    return BACKBONE_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)

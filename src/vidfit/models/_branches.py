@@ -18,14 +18,12 @@ import torch
 from torch import nn
 
 from vidfit.models._backbone_recipes import build_backbone
+from vidfit.models._pretrained import normalization
 
 ViewFusion = Literal["early", "late"]
 
 # Channels of the keypoint encoder; small because keypoints carry far less than pixels.
 KEYPOINT_FEATURE_DIM = 128
-# Kinetics-400 statistics, used by every torchvision video model's weights.
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
 class LateFusion(nn.Module):
@@ -53,6 +51,10 @@ def _fusion(view_fusion: ViewFusion, *, num_views: int, feature_dim: int) -> nn.
 class RgbBranch(nn.Module):
     """Normalizes uint8 video on its device, runs the backbone and pools space away.
 
+    The normalization is that of the `pretrained` weights' transforms, and the Kinetics one without them; it
+    depends only on the arguments, so a model built with ``load_pretrained=False`` (for a checkpoint's
+    weights to replace) normalizes as the one trained.
+
     Attributes:
         feature_dim: Channels C of the output.
     """
@@ -67,12 +69,17 @@ class RgbBranch(nn.Module):
         num_views: int,
         view_fusion: ViewFusion,
         activation_checkpointing: bool,
-        pretrained_path: str | Path | None,
+        pretrained: str | None = None,
+        pretrained_path: str | Path | None = None,
+        load_pretrained: bool = True,
     ) -> None:
         super().__init__()
         self.view_fusion = view_fusion
         self.backbone = build_backbone(
-            name=backbone, pretrained_path=pretrained_path, activation_checkpointing=activation_checkpointing
+            name=backbone,
+            pretrained=pretrained if load_pretrained else None,
+            pretrained_path=pretrained_path if load_pretrained else None,
+            activation_checkpointing=activation_checkpointing,
         )
         if view_fusion == "early" and num_views > 1:
             self.backbone.widen_stem(num_views=num_views)
@@ -80,11 +87,12 @@ class RgbBranch(nn.Module):
         self.fusion = _fusion(view_fusion, num_views=num_views, feature_dim=self.feature_dim)
         # Scaled to uint8 range so normalizing is one subtract and one divide on the raw values.
         shape = (1, 1, 3, 1, 1, 1)
-        self.register_buffer("mean", torch.tensor(KINETICS_MEAN).mul(255).reshape(shape), persistent=False)
-        self.register_buffer("std", torch.tensor(KINETICS_STD).mul(255).reshape(shape), persistent=False)
+        mean, std = normalization(backbone=backbone, pretrained=pretrained)
+        self.register_buffer("mean", torch.tensor(mean).mul(255).reshape(shape), persistent=False)
+        self.register_buffer("std", torch.tensor(std).mul(255).reshape(shape), persistent=False)
 
     def normalize(self, video: torch.Tensor) -> torch.Tensor:
-        """Maps uint8 video (B, V, 3, T, H, W) to float, normalized with the Kinetics mean and std."""
+        """Maps uint8 video (B, V, 3, T, H, W) to float, normalized with the backbone's mean and std."""
         return video.float().sub_(self.mean).div_(self.std)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidfit.models._backbones import BACKBONES
+from vidfit.models._backbones import BACKBONES, canonical_backbone
 from vidfit.models._branches import KeypointBranch, RgbBranch, ViewFusion
+from vidfit.models._pretrained import pretrained_problems
 
 InputType = Literal["rgb", "kpt", "rgb_kpt"]
 VIEW_FUSIONS: tuple[str, ...] = get_args(ViewFusion)
@@ -25,9 +26,13 @@ def classifier_problems(
     num_keypoints: int,
     keypoint_dims: int,
     dropout: float,
+    pretrained: str | None = None,
+    pretrained_path: str | None = None,
     prefix: str = "",
 ) -> list[str]:
     """What is wrong with a classifier's hyper-parameters (those a run config holds); empty when they are fine.
+
+    Backbone aliases (`BACKBONE_ALIASES`) are accepted.
 
     Args:
         prefix: Put before each argument's name, e.g. ``"model."`` for the config's keys.
@@ -35,7 +40,7 @@ def classifier_problems(
     problems = [
         f"{prefix}{name}={value!r} is not one of {', '.join(map(repr, allowed))}"
         for name, value, allowed in (
-            ("backbone", backbone, BACKBONES),
+            ("backbone", canonical_backbone(backbone), BACKBONES),
             ("view_fusion", view_fusion, VIEW_FUSIONS),
             ("input_type", input_type, INPUT_TYPES),
         )
@@ -48,6 +53,9 @@ def classifier_problems(
         )
     if not 0.0 <= dropout < 1.0:
         problems.append(f"{prefix}dropout={dropout!r} must be in [0, 1)")
+    problems += pretrained_problems(backbone=backbone, pretrained=pretrained, prefix=prefix)
+    if pretrained is not None and pretrained_path is not None:
+        problems.append(f"{prefix}pretrained and {prefix}pretrained_path are both set: give one of them")
     return problems
 
 
@@ -55,7 +63,8 @@ def classifier_problems(
 class ClassifierSpec:
     """Everything `build_classifier` was given; ``build_classifier(**dataclasses.asdict(spec))`` rebuilds it.
 
-    Stored as `VideoClassifier.spec` so a checkpoint can be checked against a config.
+    Stored as `VideoClassifier.spec` so a checkpoint can be checked against a config. An alias of a backbone
+    is stored as the backbone's own name.
 
     Attributes:
         backbone: One of `BACKBONES` (not built for ``input_type="kpt"``).
@@ -68,6 +77,8 @@ class ClassifierSpec:
         activation_checkpointing: Recompute each backbone stage in backward.
         pretrained_path: Local state_dict of the backbone network, or None.
         dropout: Dropout probability before the heads.
+        pretrained: ``"kinetics400"`` for torchvision's weights of the backbone (which also set the input
+            normalization), or None.
     """
 
     backbone: str
@@ -80,12 +91,15 @@ class ClassifierSpec:
     activation_checkpointing: bool = False
     pretrained_path: str | None = None
     dropout: float = 0.0
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", tuple(self.views))  # a list from YAML/JSON is fine
+        object.__setattr__(self, "backbone", canonical_backbone(self.backbone))
         problems = classifier_problems(
             backbone=self.backbone, view_fusion=self.view_fusion, input_type=self.input_type,
             num_keypoints=self.num_keypoints, keypoint_dims=self.keypoint_dims, dropout=self.dropout,
+            pretrained=self.pretrained, pretrained_path=self.pretrained_path,
         )  # fmt: skip
         if not self.views or len(set(self.views)) != len(self.views):
             problems.append(f"views={self.views!r} must be one or more distinct names")
@@ -125,7 +139,7 @@ class VideoClassifier(nn.Module):
         spec: The hyper-parameters it was built from.
     """
 
-    def __init__(self, spec: ClassifierSpec) -> None:
+    def __init__(self, spec: ClassifierSpec, *, load_pretrained: bool = True) -> None:
         super().__init__()
         self.spec = spec
         num_views = len(spec.views)
@@ -137,7 +151,9 @@ class VideoClassifier(nn.Module):
                 num_views=num_views,
                 view_fusion=spec.view_fusion,
                 activation_checkpointing=spec.activation_checkpointing,
+                pretrained=spec.pretrained,
                 pretrained_path=spec.pretrained_path,
+                load_pretrained=load_pretrained,
             )
         )
         self.kpt = (
@@ -242,12 +258,20 @@ def build_classifier(
     activation_checkpointing: bool = False,
     pretrained_path: str | None = None,
     dropout: float = 0.0,
+    pretrained: str | None = None,
+    load_pretrained: bool = True,
 ) -> VideoClassifier:
     """Builds a video classifier (see `ClassifierSpec` for the arguments).
 
+    Args:
+        load_pretrained: Read the `pretrained` or `pretrained_path` weights. Off builds the same network and
+            normalization without reading them: for a checkpoint's weights to replace, or an estimate on
+            the meta device.
+
     Raises:
         ValueError: A choice not among the allowed values, or inconsistent sizes.
-        FileNotFoundError: `pretrained_path` does not exist.
+        FileNotFoundError: `pretrained_path` does not exist, or the `pretrained` weights are neither in the
+            torch hub cache nor downloadable (`PretrainedWeightsUnavailableError`).
     """
     spec = ClassifierSpec(
         backbone=backbone,
@@ -260,5 +284,6 @@ def build_classifier(
         activation_checkpointing=activation_checkpointing,
         pretrained_path=pretrained_path,
         dropout=dropout,
+        pretrained=pretrained,
     )
-    return VideoClassifier(spec)
+    return VideoClassifier(spec, load_pretrained=load_pretrained)

@@ -15,12 +15,10 @@ from typing import cast
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from vidfit.config import Config, ConfigError
 from vidfit.memory import Precision, check_budget, format_bytes, largest_fitting_batch, parse_bytes
-from vidfit.train._config import Config, ConfigError
-from vidfit.train._datamodule import VideoDataModule
 from vidfit.train._distributed import agree_on_min
-from vidfit.train._module import VideoClassificationModule
-from vidfit.train._plan_step import PlanStep, plan_inputs
+from vidfit.train._plan_step import task_plan_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,8 +80,8 @@ def choose_batch_size(
             check_budget(budget, device="cuda", label=f"train.memory_budget={settings.memory_budget!r}")
         except ValueError as error:
             raise ConfigError(str(error)) from error
-    step = PlanStep(config=config, inputs=plan_inputs(config, views=views, num_classes=num_classes))
-    frames, ckpt = config.data.num_frames, config.model.activation_checkpointing
+    step = task_plan_step(config, views=views, num_classes=num_classes)
+    frames, ckpt = config.data.num_frames, step.checkpointing
 
     def peak(batch_size: int) -> int | None:
         if not measure:
@@ -127,8 +125,8 @@ class AutoFit(L.Callback):
         self.result: AutoFitResult | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        datamodule = cast(VideoDataModule, trainer.datamodule)  # type: ignore[attr-defined]
-        config = cast(VideoClassificationModule, pl_module).config
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        config = cast(Config, pl_module.config)
         if stage != "fit" or config.data.batch_size != "auto":
             return
         measure = trainer.strategy.root_device.type == "cuda"

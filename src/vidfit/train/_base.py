@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
-from vidfit.train._config import Config
+from vidfit.config import Config
 from vidfit.train._guard import GuardedStep, OomGuard
 
 Batch = dict[str, Any]

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vidfit.memory import PeakMemory, memory_report, track_peak
@@ -69,7 +70,7 @@ class MemoryMonitor(L.Callback):
         self.on_train_end(trainer, module)
 
 
-class ThroughputMonitor(L.Callback):
+class ThroughputReport(L.Callback):
     """Logs clips/s and the share of time spent waiting for data; says once when data is the bottleneck.
 
     Figures are taken over windows of `every_n_steps` steps. The wait for the loader is measured on
@@ -151,13 +152,17 @@ class ThroughputMonitor(L.Callback):
         return fixes
 
 
-class InterruptCheckpoint(L.Callback):
-    """Saves a resumable checkpoint when training is interrupted (Ctrl-C), so no work is lost."""
+class InterruptCheckpoint(OnExceptionCheckpoint):
+    """Lightning's checkpoint on an exception, taken on Ctrl-C only (resumable, so no work is lost) and announced.
+
+    Args:
+        path: The checkpoint file to write.
+    """
 
     def __init__(self, *, path: Path) -> None:
-        self.path = path
+        super().__init__(dirpath=path.parent, filename=path.stem)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
-            trainer.save_checkpoint(self.path)
-            rank_zero_info(f"interrupted: resumable checkpoint saved to {self.path}")
+            super().on_exception(trainer, module, exception)
+            rank_zero_info(f"interrupted: resumable checkpoint saved to {self.ckpt_path}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from vidfit.config import Config
 from vidfit.memory import (
     PlanRow,
     Precision,
@@ -26,9 +27,8 @@ from vidfit.memory import (
     render_table,
     write_plan,
 )
-from vidfit.train._config import Config
 from vidfit.train._plan_grid import check_counts, check_precisions, check_switches
-from vidfit.train._plan_step import PlanStep, plan_inputs
+from vidfit.train._plan_step import PlanStep, task_plan_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,15 +112,15 @@ def plan_memory(
     if num_views is not None and num_views < 1:
         raise ValueError(f"num_views={num_views} must be >= 1")
     measured = _resolve_measure(measure, budget, budget_bytes)
+    views = None if num_views is None else tuple(f"view{index}" for index in range(num_views))
+    step = task_plan_step(config, views=views, num_classes=num_classes)
     axes = _Axes(
         frames=check_counts("frames", frames, config.data.num_frames),
         batch=check_counts("batch", batch, _configured_batch(config)),
         precision=check_precisions(precision, config.trainer.precision),
-        checkpointing=check_switches(checkpointing, config.model.activation_checkpointing),
+        checkpointing=check_switches(checkpointing, step.checkpointing),
     )
-    views = None if num_views is None else tuple(f"view{index}" for index in range(num_views))
-    inputs = plan_inputs(config, views=views, num_classes=num_classes)
-    step = PlanStep(config=config, inputs=inputs)
+    inputs = step.inputs
     rows: list[PlanRow] = []
     for num_frames, batch_size, row_precision, ckpt in itertools.product(*axes.values()):
         rows.append(

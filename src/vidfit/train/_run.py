@@ -11,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from vidfit.memory import cuda_mixed_precision
+from vidfit.config import Config, resolve_precision, save_config
 from vidfit.train._autofit import AutoFit
-from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputMonitor
-from vidfit.train._config import Config, ConfigError, TrainConfig, save_config
-from vidfit.train._datamodule import VideoDataModule
-from vidfit.train._module import VideoClassificationModule
-from vidfit.train._sr import checkpoint_task
-from vidfit.train._sr_data import sr_data_and_module
+from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputReport
 
 
 @dataclass(frozen=True)
@@ -44,19 +38,9 @@ class FitResult:
     metrics: dict[str, float]
 
 
-def resolve_precision(config: Config) -> str:
-    """`trainer.precision: auto` is bf16-mixed (or 16-mixed) on a CUDA GPU and 32 elsewhere."""
-    precision = config.trainer.precision
-    if precision != "auto":
-        return precision
-    if config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return cuda_mixed_precision()
-    return "32"
-
-
 def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool) -> L.Trainer:
     trainer, train = config.trainer, config.train
-    throughput = ThroughputMonitor(
+    throughput = ThroughputReport(
         num_workers=config.data.num_workers,
         decode_backend=config.data.decode_backend,
         every_n_steps=trainer.log_every_n_steps,
@@ -131,8 +115,7 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True))
-    best, last = trainer.checkpoint_callbacks
-    assert isinstance(best, ModelCheckpoint) and isinstance(last, ModelCheckpoint)
+    best, last = (callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint))
     return FitResult(
         run_dir,
         Path(best.best_model_path) if best.best_model_path else None,
@@ -189,83 +172,5 @@ def _data_and_module(
     config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
 ) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The task's data module and module: new (`checkpoint` checked when resuming), or loaded from `checkpoint`."""
-    if config.experiment.task == "super_resolution":
-        return sr_data_and_module(config, checkpoint=checkpoint, load=load)
-    data = VideoDataModule(config)
-    if checkpoint is None:
-        module = VideoClassificationModule(config=config.to_dict(), label_names=data.label_names, views=data.views)
-        return data, module
-    check_checkpoint(checkpoint, config=config, label_names=data.label_names, views=data.views)
-    if load:
-        return data, load_module(checkpoint, train=config.train)
-    # Resuming: the checkpoint's weights replace the pretrained ones, which are not read.
-    module = VideoClassificationModule(
-        config=config.to_dict(), label_names=data.label_names, views=data.views, load_pretrained=False
-    )
+    data, module = config.task.data_and_module(config, checkpoint=checkpoint, load=load)
     return data, module
-
-
-def load_module(checkpoint: str | os.PathLike[str], *, train: TrainConfig | None = None) -> VideoClassificationModule:
-    """A trained module from a Lightning checkpoint, on the CPU; tensors only are unpickled.
-
-    The model's pretrained weights file is not read: the checkpoint holds all the weights.
-
-    Args:
-        checkpoint: The ``.ckpt`` file.
-        train: Settings to evaluate with (chunked inference, precision) instead of the checkpoint's own.
-    """
-    task = checkpoint_task(checkpoint)
-    if task != "action":
-        raise ConfigError(f"{checkpoint}: a checkpoint of experiment.task {task!r}; load it with load_sr_module")
-    module = VideoClassificationModule.load_from_checkpoint(
-        Path(checkpoint), map_location="cpu", weights_only=True, load_pretrained=False
-    )
-    if train is not None:
-        module.config.train = train
-    return module
-
-
-def read_hyperparameters(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
-    """The config, label names and views a checkpoint was trained with."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    # Memory-mapped: the tensors are not read, so looking at a large checkpoint's settings costs little.
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if "hyper_parameters" not in state:
-        raise ConfigError(f"{path}: not a vidfit checkpoint (no hyper_parameters)")
-    return dict(state["hyper_parameters"])
-
-
-# Model keys that do not shape an action model's weights: ESPCN's, how the weights were initialized
-# or are trained.
-_FREE_MODEL_KEYS = ("scale", "espcn_features", "pretrained_path", "activation_checkpointing", "dropout")
-
-
-def check_checkpoint(
-    checkpoint: str | os.PathLike[str], *, config: Config, label_names: list[str], views: list[str]
-) -> None:
-    """Refuses a checkpoint of another task, model, label set or views than the config and its data describe."""
-    saved = read_hyperparameters(checkpoint)
-    task = saved["config"].get("experiment", {}).get("task", "action")
-    if task != config.experiment.task:
-        raise ConfigError(
-            f"{checkpoint}: a checkpoint of experiment.task {task!r}, but the config's experiment.task is "
-            f"{config.experiment.task!r}"
-        )
-    if list(saved["label_names"]) != list(label_names):
-        raise ConfigError(
-            f"{checkpoint}: trained on labels {list(saved['label_names'])}, but the data has labels {label_names}"
-        )
-    if list(saved["views"]) != list(views):
-        raise ConfigError(
-            f"{checkpoint}: trained on views {list(saved['views'])} (in this order), but the data gives views {views}"
-        )
-    trained, wanted = saved["config"]["model"], config.to_dict()["model"]
-    different = [
-        f"model.{k}: checkpoint {trained.get(k)!r} vs config {v!r}"
-        for k, v in wanted.items()
-        if k not in _FREE_MODEL_KEYS and trained.get(k) != v
-    ]
-    if different:
-        raise ConfigError(f"{checkpoint}: model differs from the config: " + "; ".join(different))

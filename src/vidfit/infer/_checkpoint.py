@@ -1,0 +1,65 @@
+"""A trained model from a checkpoint without the trainer: its config (plain data) and its weights.
+
+A vidfit checkpoint is a Lightning checkpoint whose ``hyper_parameters`` hold the run's ``config`` and
+whose ``state_dict`` holds the model's weights under ``model.``; a file with just those two entries (a
+model spec and a state dict) is enough to predict.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidfit.config import ConfigError
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """What inference needs of a checkpoint.
+
+    Attributes:
+        path: The file.
+        hyper_parameters: The run's ``config`` (plain data) and the task's own entries (labels, views, ...).
+        weights: The model's state dict (the module's ``model.`` entries, prefix removed); empty when only
+            the header was read.
+    """
+
+    path: Path
+    hyper_parameters: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as plain data."""
+        return dict(self.hyper_parameters["config"])
+
+    @property
+    def task(self) -> str:
+        """The task the model was trained for (checkpoints older than tasks are ``"action"``)."""
+        return str(self.config.get("experiment", {}).get("task", "action"))
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, weights: bool = True, key: str = "checkpoint") -> CheckpointState:
+    """Reads a vidfit checkpoint on the CPU, unpickling tensors and plain data only.
+
+    Args:
+        path: The ``.ckpt`` file.
+        weights: Read the model's weights; False reads the header only (memory-mapped: cheap on large files).
+        key: The option or config key that named the file, for error messages.
+
+    Raises:
+        ConfigError: No such file, or not a vidfit checkpoint; the message names `key` and the file.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{key}={str(path)!r}: no such checkpoint")
+    state = torch.load(file, map_location="cpu", weights_only=True, mmap=not weights)
+    hyper = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not isinstance(hyper, dict) or not isinstance(hyper.get("config"), dict):
+        raise ConfigError(f"{key}={str(path)!r}: not a vidfit checkpoint (no hyper_parameters.config)")
+    found = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
+    return CheckpointState(file, dict(hyper), found if weights else {})

@@ -1,0 +1,33 @@
+"""Action recognition: clip and per-frame classification of long multi-view videos (``experiment.task: action``)."""
+
+from vidfit.config import DataConfig, TaskSpec, register_task
+from vidfit.tasks.action._config import MONITORS, ActionModelConfig, ActionTrainConfig, action_problems
+from vidfit.tasks.action._datamodule import VideoDataModule
+from vidfit.tasks.action._module import VideoClassificationModule
+from vidfit.tasks.action._plan_step import plan_step
+from vidfit.tasks.action._predict import PredictResult, predict
+from vidfit.tasks.action._run import check_checkpoint, data_and_module, load_module
+
+TASK = register_task(
+    TaskSpec(
+        name="action",
+        model_section=ActionModelConfig,
+        data_section=DataConfig,
+        train_section=ActionTrainConfig,
+        monitors=MONITORS,
+        path_keys=(("model", "pretrained_path"),),
+        problems=action_problems,
+        data_and_module=data_and_module,
+        predict=predict,
+        plan_step=plan_step,
+    )
+)
+
+__all__ = [
+    "PredictResult",
+    "VideoClassificationModule",
+    "VideoDataModule",
+    "check_checkpoint",
+    "load_module",
+    "predict",
+]

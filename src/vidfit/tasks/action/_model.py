@@ -1,0 +1,56 @@
+"""The classifier an action config describes, for training and for inference alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from vidfit.config import Config
+from vidfit.infer import ChunkedPredictor
+from vidfit.memory import Precision
+from vidfit.models import VideoClassifier, backbone_constraints, build_classifier
+
+
+def build_model(
+    config: Config, *, label_names: Sequence[str], views: Sequence[str], load_pretrained: bool = True
+) -> VideoClassifier:
+    """The classifier of ``model.*`` over `views`, predicting `label_names`.
+
+    Args:
+        load_pretrained: Read ``model.pretrained_path``; off when a checkpoint's weights will replace them.
+    """
+    model = config.model
+    return build_classifier(
+        backbone=model.backbone, num_classes=len(label_names), views=tuple(views), view_fusion=model.view_fusion,
+        input_type=model.input_type, num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims,
+        activation_checkpointing=model.activation_checkpointing,
+        pretrained_path=model.pretrained_path if load_pretrained else None,
+        dropout=model.dropout,
+    )  # fmt: skip
+
+
+def min_window_frames(config: Config) -> int:
+    """The shortest inference window the backbone takes; shorter ones (a video's tail) are padded to it."""
+    model = config.model
+    return 1 if model.input_type == "kpt" else backbone_constraints(model.backbone).min_window_frames
+
+
+def chunked_predictor(
+    model: VideoClassifier, config: Config, *, device: torch.device, precision: Precision = "32"
+) -> ChunkedPredictor:
+    """`model` behind a `ChunkedPredictor` with the config's `train.chunk_*` and `video_batch_size`.
+
+    Windows shorter than the backbone takes (a video's tail, a short video) are padded to its minimum.
+    """
+    settings = config.train
+    return ChunkedPredictor(
+        model,
+        chunk_infer_size=settings.chunk_infer_size,
+        chunk_overlap=settings.chunk_overlap,
+        chunk_aggregation=settings.chunk_aggregation,
+        video_batch_size=settings.video_batch_size,
+        precision=precision,
+        device=device,
+        min_window_frames=min_window_frames(config),
+    )

@@ -1,0 +1,120 @@
+"""`upscale`: a super-resolution checkpoint over video files, folders or manifests, written as videos."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vidfit.config import Config, ConfigError, config_from_dict, resolve_precision
+from vidfit.infer import VIDEO_SUFFIXES, CheckpointState, VideoFile, expand_inputs, first_duplicate, run_jobs
+from vidfit.tasks.super_resolution._model import build_sr_model
+from vidfit.tasks.super_resolution._stream import DEFAULT_SR_CHUNK_FRAMES, UpscaleResult, upscale_video
+
+
+@dataclass(frozen=True)
+class UpscaleRun:
+    """What `upscale` produced.
+
+    Attributes:
+        outputs: Per input video, the upscaled video written.
+        failures: Per input video (or manifest, or folder), why it could not be upscaled.
+    """
+
+    outputs: dict[str, UpscaleResult]
+    failures: dict[str, str]
+
+    def report_lines(self) -> list[str]:
+        """What the command line prints of the run (failures apart)."""
+        lines = [
+            f"{source} -> {video.path} ({video.width}x{video.height}, {video.num_frames} frames)"
+            for source, video in self.outputs.items()
+        ]
+        if self.outputs:
+            lines.append("audio is not copied: the upscaled files hold the video stream only")
+        return lines
+
+
+def upscale(
+    checkpoint: CheckpointState,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    split: str | None = None,
+    codec: str = "libx264",
+    progress: bool = True,
+) -> UpscaleRun:
+    """`predict`'s sibling for ``experiment.task: super_resolution``: upscales every frame of every input video.
+
+    Videos stream in chunks of ``train.chunk_infer_size`` frames (-1, the default: 32); outputs keep the
+    input's frame times from its first frame and carry no audio. Inputs that would be written to one file
+    are refused before any work; a video that fails is reported in `failures` and the others complete.
+
+    Args:
+        checkpoint: A super-resolution checkpoint written by `vidfit fit` (`vidfit.infer.read_checkpoint`).
+        inputs: Video files, folders (their video files), or manifests (every view of their videos).
+        out: The output video when `inputs` is one video file; otherwise a folder of ``<stem>.mp4`` files
+            (``<video id>/<view>.mp4`` for manifests). None writes ``<stem>_x<scale>.mp4`` beside each input.
+        overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``train.chunk_infer_size=64``.
+        split: Only the manifest videos of this split.
+        codec: ``"libx264"`` (H.264 4:2:0, even sizes only) or ``"libx264rgb"`` (RGB H.264, any size).
+        progress: Show a progress bar.
+    """
+    config = config_from_dict(checkpoint.config, source=str(checkpoint.path), overrides=tuple(overrides))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_sr_model(config)
+    model.load_state_dict(checkpoint.weights)
+    model = model.eval().to(device)
+    chunk_num_frames = _chunk_num_frames(config, model_frames=model.num_frames)
+    pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
+    precision = resolve_precision(config) if device.type == "cuda" else "32"
+    run = functools.partial(
+        upscale_video, model, chunk_num_frames=chunk_num_frames, device=device, codec=codec,
+        precision=precision,  # type: ignore[arg-type]
+    )  # fmt: skip
+    outputs, video_failures = run_jobs(
+        pairs, lambda pair: run(*pair), key=lambda pair: str(pair[0]), description="upscaling", progress=progress
+    )
+    return UpscaleRun(outputs, {**failures, **video_failures})
+
+
+def _chunk_num_frames(config: Config, *, model_frames: int) -> int:
+    """Frames per chunk from ``train.chunk_infer_size``: super-resolution always streams, so -1 means the default."""
+    size = config.train.chunk_infer_size
+    if size != -1 and size < model_frames:
+        raise ConfigError(f"train.chunk_infer_size={size} must be >= the model's num_frames={model_frames} (or -1)")
+    return DEFAULT_SR_CHUNK_FRAMES if size == -1 else size
+
+
+def _upscale_targets(
+    inputs: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str] | None, split: str | None, scale: int
+) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+    """(input video, output video) pairs, and the inputs that gave no video; ConfigError when outputs collide."""
+    videos, failures = expand_inputs(inputs, split=split)
+    named: list[tuple[Path, str]] = []
+    for video in videos:
+        if isinstance(video, VideoFile):
+            named.append((video.path, f"{video.path.stem}.mp4"))
+        else:
+            named += [(path, f"{video.id}/{view}.mp4") for view, path in video.views.items()]
+    folder = Path(out) if out is not None else None
+    if folder is not None and folder.suffix.lower() in VIDEO_SUFFIXES:
+        if len(named) != 1:
+            raise ConfigError(f"out={str(folder)!r} is one video for {len(named)} inputs: give a folder")
+        return [(named[0][0], folder)], failures
+    pairs = [
+        (source, folder / name if folder is not None else source.with_name(f"{source.stem}_x{scale}.mp4"))
+        for source, name in named
+    ]
+    duplicate = first_duplicate((target, source) for source, target in pairs)
+    if duplicate is not None:
+        target, first, second = duplicate
+        raise ConfigError(
+            f"{first} and {second} would both be upscaled into {target}: rename one, or upscale them separately"
+        )
+    return pairs, failures

@@ -1,0 +1,87 @@
+"""read_checkpoint: every bad checkpoint is one CheckpointError naming the file; nothing in a pickle runs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidfit.io import CheckpointError, read_checkpoint, read_checkpoint_header
+
+_HEADER = {"num_classes": 4, "backbone": "tiny"}
+
+
+class _Payload:
+    """Unpickling this runs a command: weights_only loading must refuse it before it can."""
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
+        return (os.system, ("touch pwned",))
+
+
+def _good(path: Path) -> Path:
+    torch.save({"state_dict": {"w": torch.arange(3.0)}, "hyper_parameters": _HEADER}, path)
+    return path
+
+
+def test_reads_a_checkpoint_and_its_header(tmp_path: Path) -> None:
+    path = _good(tmp_path / "good.ckpt")
+    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.arange(3.0))
+    assert read_checkpoint_header(path) == _HEADER
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save({"hyper_parameters": _HEADER}, legacy, _use_new_zipfile_serialization=False)
+    assert read_checkpoint_header(legacy) == _HEADER
+
+
+def _truncated(path: Path) -> None:
+    _good(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+_BAD_KINDS: dict[str, tuple[Callable[[Path], object], str]] = {
+    "missing": (lambda path: None, "no such checkpoint file"),
+    "folder": (lambda path: path.mkdir(), "is a folder, not a checkpoint file"),
+    "empty": (lambda path: path.write_bytes(b""), r"is empty \(0 bytes\), not a PyTorch checkpoint"),
+    "truncated": (_truncated, r"not a PyTorch checkpoint \(truncated or not a zip file\)"),
+    "text": (lambda path: path.write_text("epoch: 3\n" * 20), r"not a PyTorch checkpoint \(truncated or not a zip"),
+    "bare pickle payload": (
+        lambda path: path.write_bytes(pickle.dumps(_Payload())),
+        r"not a PyTorch checkpoint \(a bare pickle, not a zip file\); refused without running",
+    ),
+    "zip payload": (
+        lambda path: torch.save({"hyper_parameters": _Payload()}, path),
+        r"holds objects other than tensors and plain data, refused \(weights_only=True\): .*system",
+    ),
+    "not a dict": (lambda path: torch.save([1, 2], path), r"holds a list, not a checkpoint \(a dict\)"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_BAD_KINDS))
+@pytest.mark.parametrize("reader", [read_checkpoint, read_checkpoint_header])
+def test_every_bad_checkpoint_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, reader: Callable[[Path], dict]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make, reason = _BAD_KINDS[kind]
+    path = tmp_path / "model.ckpt"
+    make(path)
+    with pytest.raises(CheckpointError, match=f"^{path}: {reason}") as caught:
+        reader(path)
+    assert "mmap can only be used" not in str(caught.value)
+    assert caught.value.path == path
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_header_is_required(tmp_path: Path) -> None:
+    path = tmp_path / "weights.ckpt"
+    torch.save({"state_dict": {}}, path)
+    assert read_checkpoint(path) == {"state_dict": {}}
+    with pytest.raises(CheckpointError, match="has no hyper_parameters"):
+        read_checkpoint_header(path)
+
+
+def test_checkpoint_error_is_a_value_error() -> None:
+    assert issubclass(CheckpointError, ValueError)
