@@ -94,7 +94,7 @@ def consumer_rate(loader: Iterable[dict[str, Any]], settings: Settings) -> float
             if not started:
                 started = time.perf_counter()
                 continue
-            received += batch["video"].shape[0]
+            received += len(batch)
             seconds = time.perf_counter() - started
             if received >= settings.clips or seconds >= settings.max_seconds:
                 break

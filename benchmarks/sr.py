@@ -29,7 +29,7 @@ from torch import nn
 from vidfit.memory import MeasuredStep, Precision, measure_step
 from vidfit.models import ESPCN, build_espcn
 from vidfit.tasks.super_resolution._module import SRMetrics
-from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset
+from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset, collate_patches
 
 PRECISIONS: tuple[Precision, ...] = ("32", "16-mixed", "bf16-mixed")
 BATCH_SIZES = (16, 32)
@@ -70,9 +70,9 @@ def load_patches(manifest: Path, split: str, settings: Settings, count: int) -> 
         patches_per_chunk=count, sampling="fixed",
     )  # fmt: skip
     dataset = SRPatchDataset(config)
-    samples = [dataset[i] for i in range(len(dataset))]
+    batch = collate_patches([dataset[i] for i in range(len(dataset))])
     dataset.close()
-    return torch.stack([s["lr"] for s in samples]), torch.stack([s["hr"] for s in samples])
+    return batch.lr, batch.hr
 
 
 def score(model: nn.Module, low: torch.Tensor, high: torch.Tensor) -> dict[str, float]:

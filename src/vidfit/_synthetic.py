@@ -177,7 +177,7 @@ def _generate(root: Path, spec: _Spec) -> DemoDataset:
     manifest_path = save_manifest(Manifest(spec.classes, root.resolve(), tuple(entries)), root / MANIFEST_NAME)
     files = {MANIFEST_NAME: manifest_path.stat().st_size}
     for entry in entries:
-        for path in entry.views.values():
+        for path in map(Path, entry.views.values()):  # written here, so local
             files[path.relative_to(root.resolve()).as_posix()] = path.stat().st_size
     stamp = {"parameters": _stamp_parameters(spec), "num_videos": len(entries), "files": files}
     write_text_atomic(root / STAMP_NAME, json.dumps(stamp, indent=2))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,11 +79,14 @@ def _stream_rows(meta: VideoMetadata) -> list[tuple[str, ...]]:
 
 
 def _import(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "format", "importer", "source", "out")}
+    keywords = [p.name for p in inspect.signature(args.importer).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    options = {name: getattr(args, name) for name in keywords if getattr(args, name, None) is not None}
     try:
         manifest = args.importer(args.source, **options)
         path = save_manifest(manifest, args.out)
-    except OSError as error:  # a missing annotation file or folder: the user's input
+    except ManifestError:
+        raise
+    except ValueError as error:  # a bad --out extension: the user's input
         raise ConfigError(str(error)) from error
     print(f"manifest: {path} ({len(manifest.videos)} videos, {len(manifest.labels)} labels)")
     return 0
@@ -170,6 +175,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(prog="vidfit", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = commands.add_parser("info", help="print the metadata of videos (from their packet index)")
     info.add_argument("videos", nargs="+", metavar="VIDEO", help="a path, an http(s):// or other fsspec URL")
@@ -185,7 +191,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         handlers[name] = _fit if name == "fit" else _evaluate
     _add_predict(commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint"))
     prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
-    prep.add_argument("manifest", type=Path)
+    prep.add_argument(
+        "manifest", help="the manifest: a path, or an http(s)/fsspec URL (the copies are written locally)"
+    )
     prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
     prep.add_argument("--gop", type=int, default=16)
     prep.add_argument("--out", type=Path, required=True)
@@ -198,6 +206,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
     dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     handlers.update(predict=_predict, prepare=_prepare, plan=_plan, demo=_demo)
+    for sub in commands.choices.values():  # also after the command: `vidfit fit ... --debug`
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+        )
     return parser, handlers
 
 
@@ -288,12 +300,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     _show_library_log()
     try:
         return handlers[args.command](args)
-    except (ConfigError, ManifestError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_describe(error)}", file=sys.stderr)
+        return 2 if isinstance(error, _USER_ERRORS) else 1
+
+
+# What a user's input or machine causes (bad config, manifest, checkpoint, video, argument: vidfit raises a
+# ValueError naming it; missing files, a full disk: OSError): exit 2 with the message alone. Anything else is
+# a bug in vidfit: exit 1, and --debug shows where.
+_USER_ERRORS = (ValueError, VideoDecodeError, OSError)
+
+
+def _describe(error: Exception) -> str:
+    """One line for `error`: ``<file>: <reason>`` for file-system errors, the message for vidfit's own."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, _USER_ERRORS):
+        return str(error)
+    return f"{type(error).__name__}: {error} (a bug in vidfit: run again with --debug and report the traceback)"
 
 
 if __name__ == "__main__":

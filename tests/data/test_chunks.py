@@ -190,7 +190,7 @@ def test_cache_hits_until_a_file_changes(
     manifest = load_manifest(make_dataset(num_frames=(12, 9)))
     probed: list[Path] = []
     real_probe = validate_module.probe
-    monkeypatch.setattr(validate_module, "probe", lambda p: probed.append(p) or real_probe(p))
+    monkeypatch.setattr(validate_module, "probe", lambda p, **kw: probed.append(p) or real_probe(p, **kw))
     cache = tmp_path / "cache"
     first = build_chunk_index(manifest, max_video_frames=5, cache_dir=cache)
     assert len(probed) == 2
@@ -271,7 +271,7 @@ def test_cache_rebuilds_when_a_size_or_a_keypoint_file_changes(
     manifest = load_manifest(path)
     probed: list[Path] = []
     real_probe = validate_module.probe
-    monkeypatch.setattr(validate_module, "probe", lambda p: probed.append(p) or real_probe(p))
+    monkeypatch.setattr(validate_module, "probe", lambda p, **kw: probed.append(p) or real_probe(p, **kw))
 
     def builds() -> int:
         """Index builds so far that probed the files (the two views) rather than reading the cache."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 import vidfit.data._loader as loader_module
 from tests.data.conftest import KEYPOINT_DIMS, NUM_KEYPOINTS, MakeDataset, offset_pts
@@ -215,9 +216,9 @@ def test_decode_backend_reaches_the_readers(make_dataset: MakeDataset) -> None:
 def test_collate_keeps_uint8_and_meta_lists(make_dataset: MakeDataset) -> None:
     dataset = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(10, 10)), num_frames=3))
     batch = collate_samples([dataset[0], dataset[1]])
-    assert batch["video"].shape == (2, 1, 3, 3, 32, 32)
-    assert batch["video"].dtype == torch.uint8
-    assert [meta["video_id"] for meta in batch["meta"]] == ["v0", "v1"]
+    assert batch.video is not None and batch.video.shape == (2, 1, 3, 3, 32, 32)
+    assert batch.video.dtype == torch.uint8
+    assert [meta["video_id"] for meta in batch.meta] == ["v0", "v1"]
     chunks = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(10,)), mode="chunk", max_video_frames=7))
     with pytest.raises(ValueError, match=r"cannot batch 'frame_labels' of shapes \[\(3,\), \(7,\)\].*batch_size=1"):
         collate_samples([chunks[0], chunks[1]])
@@ -228,7 +229,7 @@ def test_loader_workers_are_reproducible(make_dataset: MakeDataset) -> None:
 
     def epoch(seed: int) -> list[list[int]]:
         loader = make_loader(dataset, batch_size=2, shuffle=True, num_workers=2, seed=seed, persistent_workers=False)
-        return [meta["frame_indices"].tolist() for batch in loader for meta in batch["meta"]]
+        return [meta["frame_indices"].tolist() for batch in loader for meta in batch.meta]
 
     first = epoch(0)
     assert len(first) == 4
@@ -242,7 +243,7 @@ def test_loader_seed_applies_without_workers(make_dataset: MakeDataset) -> None:
 
     def epoch(seed: int) -> list[list[int]]:
         loader = make_loader(dataset, batch_size=2, shuffle=False, num_workers=0, seed=seed)
-        return [meta["frame_indices"].tolist() for batch in loader for meta in batch["meta"]]
+        return [meta["frame_indices"].tolist() for batch in loader for meta in batch.meta]
 
     first = epoch(0)
     assert first == epoch(0)
@@ -259,7 +260,8 @@ class WorkerProbe(VideoDataset):
 
 def test_workers_get_distinct_seeds_and_capped_threads(make_dataset: MakeDataset) -> None:
     config = VideoDatasetConfig(manifest=make_dataset(num_frames=(8,) * 4), num_threads=3)
-    loader = make_loader(WorkerProbe(config), batch_size=1, shuffle=False, num_workers=2, seed=0)
+    probe = WorkerProbe(config)
+    loader = make_loader(probe, batch_size=1, shuffle=False, num_workers=2, seed=0, collate_fn=default_collate)
     states = [batch["state"][0].tolist() for batch in loader]
     draws = {draw for draw, _, _ in states}
     assert len(draws) == 4

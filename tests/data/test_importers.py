@@ -33,7 +33,9 @@ def test_kinetics_csv(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     touch(videos / "abseiling" / "aaa_000010_000020.mp4", videos / "zumba_x_000000_000010.mkv")
     csv = tmp_path / "k.csv"
-    csv.write_text("label,youtube_id,time_start,time_end,split\nabseiling,aaa,10,20,train\nzumba,zumba_x,0,10,validate\n")
+    csv.write_text(
+        "label,youtube_id,time_start,time_end,split\nabseiling,aaa,10,20,train\nzumba,zumba_x,0,10,validate\n"
+    )
     manifest = import_kinetics(csv, video_dir=videos)
     assert manifest.labels == ("abseiling", "zumba")
     assert [(v.id, v.label, v.split, v.views["front"].name) for v in manifest.videos] == [
@@ -79,7 +81,10 @@ def test_hmdb51_split_codes(tmp_path: Path) -> None:
     split = tmp_path / "brush_hair_test_split1.txt"
     split.write_text("a.avi 1\nb.avi 2\nc.avi 0\n")
     manifest = import_hmdb51(root, split_files=[split])
-    assert [(v.id, v.split, v.label) for v in manifest.videos] == [("a", "train", "brush_hair"), ("b", "test", "brush_hair")]
+    assert [(v.id, v.split, v.label) for v in manifest.videos] == [
+        ("a", "train", "brush_hair"),
+        ("b", "test", "brush_hair"),
+    ]
     split.write_text("a.avi 3\nmissing.avi 1\n")
     with pytest.raises(ManifestError, match="2 problem") as caught:
         import_hmdb51(root, split_files=[split])

@@ -216,12 +216,12 @@ def test_an_interrupt_stops_prepare_promptly_and_leaves_no_partial_file(
     finally:
         if process.is_running():
             process.kill()
-    print(f"STOP {stop_seconds:.2f} s, finished {len(list(out.rglob('*.mp4')))}")
     assert stop_seconds < 10, f"took {stop_seconds:.1f} s to stop"
     assert process.returncode != 0
-    # The forkserver and the resource tracker end when they see the main process gone.
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    assert workers and not [" ".join(w.cmdline()) for w in alive]
+    # The forkserver and the resource tracker end when they see the main process gone. A process that
+    # ended but that no one reaped yet (its parent gone, a container's init that does not reap) is a zombie.
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert workers and not [w.pid for w in alive if _still_running(w)]
     assert not (out / "manifest.yaml").exists()
     assert not [p.name for p in out.rglob(".*")], "temp files left behind"
     finished = list(out.rglob("*.mp4"))
@@ -230,9 +230,39 @@ def test_an_interrupt_stops_prepare_promptly_and_leaves_no_partial_file(
         assert probe(path).num_frames == 120
 
 
+def _still_running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _wait_for(condition: Callable[[], bool], process: psutil.Popen) -> None:
     deadline = time.monotonic() + 120
     while not condition():
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
         assert time.monotonic() < deadline, "prepare never started transcoding"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda path: None, r"manifest\.yaml: no such manifest file"),
+        (lambda path: path.mkdir(), r"manifest\.yaml: is a folder, not a manifest file"),
+        (lambda path: path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), r"manifest\.yaml: not a YAML manifest: byte 0"),
+    ],
+)
+def test_a_manifest_that_cannot_be_read_is_named(tmp_path: Path, make: Callable[[Path], object], match: str) -> None:
+    source = tmp_path / "manifest.yaml"
+    make(source)
+    with pytest.raises((OSError, ValueError), match=match):
+        prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
+
+
+def test_a_folder_given_as_a_video_is_named_as_such(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    source = make_dataset(num_frames=(4, 4))
+    (tmp_path / "v1" / "front.mkv").unlink()
+    (tmp_path / "v1" / "front.mkv").mkdir()
+    with pytest.raises(ManifestError, match=r"video 'v1': .*front\.mkv: views\.front: is a folder, not a video file"):
+        prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)

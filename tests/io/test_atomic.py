@@ -4,7 +4,8 @@ import errno
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,12 @@ def test_write_text_atomic_writes_utf8_and_replaces_the_file(tmp_path: Path) -> 
 
 def test_writers_get_temp_files_that_keep_the_extension(tmp_path: Path) -> None:
     seen: list[str] = []
-    write_files_atomic({tmp_path / "chart.png": lambda p: (seen.append(p.name), p.write_bytes(b"png"))})
+
+    def write(path: Path) -> None:
+        seen.append(path.name)
+        path.write_bytes(b"png")
+
+    write_files_atomic({tmp_path / "chart.png": write})
     assert seen[0].startswith(".chart.") and seen[0].endswith(".tmp.png")
 
 
@@ -64,13 +70,19 @@ def _failing_rename_of(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "replace", replace)
 
 
+def _write_new(path: Path, *, name: str) -> None:
+    path.write_text(f"new {name}")
+
+
 def test_a_failed_rename_puts_back_the_files_already_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # p.json is renamed first, then p.csv's rename fails: p.json must get its old content back and the
     # new file q.txt, renamed too, must go, so no new file is left beside a stale one.
     (tmp_path / "p.json").write_text("old json")
     (tmp_path / "p.csv").write_text("old csv")
     _failing_rename_of("p.csv", monkeypatch)
-    writers = {tmp_path / name: (lambda p, n=name: p.write_text(f"new {n}")) for name in ("p.json", "q.txt", "p.csv")}
+    writers: dict[str | os.PathLike[str], Callable[[Path], object]] = {
+        tmp_path / name: partial(_write_new, name=name) for name in ("p.json", "q.txt", "p.csv")
+    }
     with pytest.raises(OutputError, match=r"p\.csv: cannot write: no space left on the device") as caught:
         write_files_atomic(writers)
     assert caught.value.errno == errno.ENOSPC and caught.value.path == tmp_path / "p.csv"

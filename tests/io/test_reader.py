@@ -327,6 +327,28 @@ def test_torchcodec_missing_names_the_install(make_video: MakeVideo, monkeypatch
         VideoReader(path, backend="torchcodec")
 
 
+def _torchcodec_unusable(path: Path) -> str | None:
+    """Why torchcodec cannot decode here (not installed, or FFmpeg's libraries missing), or None."""
+    try:
+        VideoReader(path, backend="torchcodec").close()
+    except ImportError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("case", ["lossless", "bframes_long_gop", "vfr_offset", "odd_size"])
+def test_torchcodec_gives_the_same_frames_as_pyav(make_video: MakeVideo, case: str) -> None:
+    path, _ = make_video(**{"num_frames": 60, **STREAMS[case]})
+    if (reason := _torchcodec_unusable(path)) is not None:
+        pytest.skip(f"torchcodec backend unavailable: {reason}")
+    with VideoReader(path, backend="torchcodec") as codec, VideoReader(path) as pyav:
+        assert codec.backend == "torchcodec"
+        assert torch.equal(codec.get_frames(0, 60).data, pyav.get_frames(0, 60).data)
+        assert torch.equal(codec.get_frames_at([3, 3, 41, 59]).data, pyav.get_frames_at([3, 3, 41, 59]).data)
+        chunks = [c.data for c in codec.iter_chunks(chunk_num_frames=16, overlap_num_frames=4, start=10)]
+        assert torch.equal(torch.cat([chunks[0], *(c[4:] for c in chunks[1:])]), pyav.get_frames(10, 60).data)
+
+
 def test_open_close_keeps_memory_flat(make_video: MakeVideo) -> None:
     path, _ = make_video(num_frames=6)
     process = psutil.Process()

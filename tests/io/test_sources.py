@@ -112,7 +112,7 @@ def test_http_index_matches_local_index(make_video: MakeVideo, http_server: Serv
         assert torch.equal(local.get_frames_at([0, 13, 14, 39]).data, remote.get_frames_at([0, 13, 14, 39]).data)
     stamp = source_stamp(f"{http_server.url}/lossy.mp4")
     assert stamp is not None and stamp[0] == path.stat().st_size
-    with pytest.raises(FileNotFoundError, match="missing.mp4: no such video file"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4: no such video file"):
         probe(f"{http_server.url}/missing.mp4")
 
 

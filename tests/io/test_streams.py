@@ -75,7 +75,10 @@ def test_stream_index_reads_that_stream(two_streams: Path) -> None:
 def test_metadata_lists_every_video_stream(two_streams: Path) -> None:
     meta = probe(two_streams, stream_index=0)
     assert meta.stream_index == 0
-    assert [(s.index, s.width, s.height, s.codec) for s in meta.streams] == [(0, 320, 180, "h264"), (1, 480, 270, "h264")]
+    assert [(s.index, s.width, s.height, s.codec) for s in meta.streams] == [
+        (0, 320, 180, "h264"),
+        (1, 480, 270, "h264"),
+    ]
     assert all(s.num_frames == NUM_FRAMES and s.fps == pytest.approx(25.0) for s in meta.streams)
 
 
@@ -84,3 +87,14 @@ def test_unknown_stream_index_names_the_choices(two_streams: Path) -> None:
         VideoReader(two_streams, stream_index=5)
     with pytest.raises(ValueError, match="stream_index='1' must be an int or None"):
         VideoReader(two_streams, stream_index="1")  # type: ignore[arg-type]
+
+
+def test_torchcodec_reads_the_same_stream(two_streams: Path) -> None:
+    try:
+        VideoReader(two_streams, backend="torchcodec").close()
+    except ImportError as error:
+        pytest.skip(f"torchcodec backend unavailable: {error}")
+    for stream_index in (None, 0):
+        with VideoReader(two_streams, backend="torchcodec", stream_index=stream_index) as codec:
+            expected = decode_stream(two_streams, codec.metadata.stream_index)
+            assert torch.equal(codec.get_frames_at([0, 5, 11]).data, expected[[0, 5, 11]])

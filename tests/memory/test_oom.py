@@ -1,3 +1,4 @@
+import dataclasses
 import weakref
 from collections import namedtuple
 
@@ -5,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidfit.memory import free_memory, is_oom, split_batch
+from vidfit.memory import free_memory, is_oom, retry_on_oom, split_batch
 
 Pair = namedtuple("Pair", ["left", "right"])
 
@@ -93,3 +94,65 @@ def test_micro_batch_gradients_equal_the_whole_batch() -> None:
         (loss_of(part) * len(part["x"]) / len(batch["x"])).backward()
     for expected, param in zip(whole, model.parameters(), strict=True):
         torch.testing.assert_close(param.grad, expected)
+
+
+def test_retry_on_oom_frees_shrinks_and_reports_the_setting_that_ran() -> None:
+    tried: list[int] = []
+
+    def run(size: int) -> str:
+        tried.append(size)
+        if size > 2:
+            raise RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+        return f"ran at {size}"
+
+    outcome = retry_on_oom(run, 8, shrink=lambda size: size // 2, advice=lambda size: "unused")
+    assert tried == [8, 4, 2]
+    assert (outcome.result, outcome.setting, outcome.oom_retries) == ("ran at 2", 2, 2)
+
+
+def test_retry_on_oom_gives_up_with_advice_and_passes_other_errors() -> None:
+    def never_fits(size: int) -> None:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB")
+
+    with pytest.raises(torch.OutOfMemoryError, match=r"^nothing below 1: lower the frame size$") as caught:
+        retry_on_oom(
+            never_fits, 2, shrink=lambda s: s - 1 or None, advice=lambda s: f"nothing below {s}: lower the frame size"
+        )
+    assert "DefaultCPUAllocator" in str(caught.value.__cause__)
+    assert caught.value.__cause__ is not None and caught.value.__cause__.__traceback__ is None
+
+    def broken(size: int) -> None:
+        raise RuntimeError("shape mismatch")
+
+    shrunk: list[int] = []
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        retry_on_oom(broken, 4, shrink=lambda s: shrunk.append(s) or s // 2, advice=str)
+    assert shrunk == []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clips:
+    x: torch.Tensor
+    names: list[str]
+    mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.names) not in (0, len(self.x)):
+            raise ValueError("names must match x")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pair:
+    x: torch.Tensor
+    names: list[str]
+
+
+def test_split_slices_every_field_of_a_typed_batch() -> None:
+    clips = _Clips(torch.arange(5), [{"id": i} for i in range(5)])  # type: ignore[misc]
+    parts = split_batch(clips, 2)
+    assert all(isinstance(p, _Clips) and p.mask is None for p in parts)
+    assert [p.x.tolist() for p in parts] == [[0, 1, 2], [3, 4]]
+    assert [[n["id"] for n in p.names] for p in parts] == [[0, 1, 2], [3, 4]]  # type: ignore[index]
+    assert [p.names for p in split_batch(_Clips(torch.arange(3), []), 3)] == [[], [], []]
+    with pytest.raises(ValueError, match=r"batch\.names holds 2 entries but the batch has 5 samples"):
+        split_batch(_Pair(torch.arange(5), ["a", "b"]), 2)

@@ -40,13 +40,15 @@ class DemoResult:
 
 
 def demo_config(manifest: Path, *, output_dir: str | os.PathLike[str], max_epochs: int, seed: int) -> dict:
-    """The demo's config as plain data: the tiny backbone, two views fused late, 16-frame clips."""
+    """The demo's config as plain data: the tiny backbone, two views fused late, 16-frame clips, augmented."""
     return {
         "experiment": {"name": "demo", "output_dir": str(output_dir), "seed": seed},
         "model": {"backbone": "tiny", "view_fusion": "late", "dropout": 0.2},
         "data": {
             "manifest": str(manifest), "batch_size": 16, "num_workers": 2, "num_frames": 16,
             "sampling": "consecutive", "frame_stride": 2,
+            # The standard recipe without flips: a mirrored "left" clip is a "right" one.
+            "augment": {"enabled": True, "flip_probability": 0.0},
         },
         "train": {
             "lr": 0.004, "weight_decay": 0.01, "scheduler": "cosine", "chunk_infer_size": 16, "chunk_overlap": 8,

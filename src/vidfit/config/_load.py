@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 import yaml
 
+from vidfit.config._aliases import alias_of, apply_aliases
 from vidfit.config._parse import ConfigError, section_keys, section_problems
 from vidfit.config._rules import config_problems
 from vidfit.config._sections import DataConfig, ExperimentConfig, TrainConfig, TrainerConfig
@@ -40,16 +42,27 @@ class Config:
         """Plain data (lists, not tuples), as saved in YAML and checkpoints."""
         # Through JSON, so every tuple field (image_size, views, ...) comes back a list.
         sections = {name: getattr(self, name) for name in SECTIONS}
-        plain = {name: {key: getattr(value, key) for key in section_keys(type(value))} for name, value in sections.items()}
+        plain = {
+            name: {key: _plain(getattr(value, key)) for key in section_keys(type(value))}
+            for name, value in sections.items()
+        }
         document: dict[str, Any] = json.loads(json.dumps(plain, default=str))
         return document
 
 
 SECTIONS = ("experiment", "model", "data", "train", "trainer")
+# Files read as JSON (comments and trailing commas allowed, as editors' JSON configs have them); others as YAML.
+_JSON_SUFFIXES = (".json", ".jsonc", ".json5")
+_LOG = logging.getLogger("vidfit")
+
+
+def _plain(value: Any) -> Any:
+    """A nested section (e.g. ``data.augment``) as a mapping; other values as they are."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Reads a YAML config (or the defaults when `path` is None) and applies ``section.key=value`` overrides.
+    """Reads a YAML or JSON config (or the defaults when `path` is None) and applies ``section.key=value`` overrides.
 
     Everything is checked before any work starts: `ConfigError` names the file, the key and the
     allowed keys or values. Relative paths in the file are taken from the config file's folder, those
@@ -59,10 +72,7 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tupl
     source = str(path) if path is not None else "<defaults>"
     document: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{source}: cannot read the config: {error}") from error
+        loaded = _read_document(Path(path), source=source)
         document = loaded or {}
         if not isinstance(document, dict):
             raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(document).__name__}")
@@ -78,12 +88,14 @@ def config_from_dict(
     Relative paths are taken from the working directory.
     """
     document = copy.deepcopy(document)
+    # A file's other spellings first, so that an override of either spelling wins over the file.
+    problems = apply_aliases(document, source=source, sections=SECTIONS)
     for override in overrides:
         _apply_override(document, override, source)
     _resolve_paths(document, Path.cwd())
-    unknown = [name for name in document if name not in SECTIONS]
-    if unknown:
-        raise ConfigError(f"{source}: unknown section {unknown[0]!r}; allowed: {', '.join(SECTIONS)}")
+    problems += [
+        f"unknown section {name!r}; allowed: {', '.join(SECTIONS)}" for name in list(document) if name not in SECTIONS
+    ]
     spec = _task_of(document)
     for (name, key), value in {("train", "monitor"): spec.monitors[0], **spec.defaults}.items():
         _section(document, name, source=source).setdefault(key, value)
@@ -91,7 +103,7 @@ def config_from_dict(
         "experiment": ExperimentConfig, "model": spec.model_section, "data": spec.data_section,
         "train": spec.train_section, "trainer": TrainerConfig,
     }  # fmt: skip
-    values, problems = {}, []
+    values = {}
     for name, cls in classes.items():
         section, where = _section(document, name, source=source), f"{source}: {name}"
         values[name], found = section_problems(cls, section, where, other_tasks=_other_tasks(name, spec))
@@ -127,13 +139,32 @@ def _section(document: dict[str, Any], name: str, *, source: str = "") -> dict[s
 
 
 def resolve_precision(config: Config) -> str:
-    """`trainer.precision: auto` is bf16-mixed (or 16-mixed) on a CUDA GPU and 32 elsewhere."""
+    """`trainer.precision: auto` is bf16-mixed (or 16-mixed) on a CUDA GPU and 32 elsewhere.
+
+    Explicit 16-bit precision without a GPU to run on is 32 too, with a notice: CPU autocast to 16 bits is
+    many times slower than 32-bit there (minutes for one r3d_18 step), and saves no GPU memory.
+    """
     precision = config.trainer.precision
-    if precision != "auto":
-        return precision
-    if config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return cuda_mixed_precision()
-    return "32"
+    on_gpu = config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if precision == "auto":
+        return cuda_mixed_precision() if on_gpu else "32"
+    if precision != "32" and not on_gpu:
+        _LOG.warning("trainer.precision=%r runs in 32-bit precision: there is no GPU to run 16-bit on", precision)
+        return "32"
+    return precision
+
+
+def _read_document(path: Path, *, source: str) -> Any:
+    """The plain data of a YAML or JSON file (JSON with comments and trailing commas too)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in _JSON_SUFFIXES:
+            import json5  # the JSON configs editors write, with comments and trailing commas
+
+            return json5.loads(text)
+        return yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as error:  # json5 raises ValueError on bad JSON
+        raise ConfigError(f"{source}: cannot read the config: {error}") from error
 
 
 _PATH_KEYS = (("data", "manifest"), ("data", "cache_dir"), ("data", "report_path"))
@@ -158,6 +189,7 @@ def _apply_override(document: dict[str, Any], override: str, source: str) -> Non
     section, dot, name = key.strip().partition(".")
     if not equals or not dot or not section or not name:
         raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. train.lr=0.01")
+    section, name = alias_of(section, name)
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:

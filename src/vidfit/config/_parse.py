@@ -46,7 +46,7 @@ def section_problems(
         else f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}"
         for key in section
         if key not in allowed
-    ]
+    ] + _nested_problems(cls, section, where)
     values = dict(section)
     if isinstance(values.get("precision"), int | str):
         values["precision"] = _PRECISION_ALIASES.get(values["precision"], values["precision"])
@@ -64,6 +64,18 @@ def section_problems(
     return (instance if not problems else None), problems
 
 
+def _nested_problems(cls: type, section: dict[str, Any], where: str) -> list[str]:
+    """Unknown keys of the sub-sections (a field whose type is a dataclass, e.g. ``data.augment``)."""
+    hints = typing.get_type_hints(cls)
+    return [
+        f"{where}.{name}.{key}: unknown key; allowed: {', '.join(section_keys(hints[name]))}"
+        for name, value in section.items()
+        if isinstance(value, dict) and dataclasses.is_dataclass(hints.get(name))
+        for key in value
+        if key not in section_keys(hints[name])
+    ]
+
+
 @functools.cache
 def _adapter(cls: type) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(cls)
@@ -74,6 +86,8 @@ def _describe_error(detail: Any, key: str, annotation: Any, values: dict[str, An
         return f"{where}.{str(detail['msg']).removeprefix('Value error, ')}"
     if detail["type"] == "missing" and len(detail["loc"]) == 1:
         return f"{where}.{key} is required"
+    if detail["type"] == "value_error":  # a sub-section's own check, which names its key
+        return f"{where}.{key}.{str(detail['msg']).removeprefix('Value error, ')}"
     value = values.get(key)
     if get_origin(annotation) is Literal:
         return f"{where}.{key}={value!r} is not one of {', '.join(map(repr, get_args(annotation)))}"

@@ -27,10 +27,11 @@ class DataConfig(VideoDatasetConfig):
     """`VideoDatasetConfig`'s keys, plus the DataLoader settings that keep a GPU fed and the split names.
 
     `split`, `mode` and `seed` are set by vidfit for each split (from the split names and
-    ``experiment.seed``), so they are not keys of the section.
+    ``experiment.seed``), so they are not keys of the section; nor is `transform`, a callable for library
+    users (a run config augments on the GPU: the action task's ``data.augment``).
     """
 
-    NOT_CONFIG_KEYS: ClassVar[tuple[str, ...]] = ("split", "mode", "seed")
+    NOT_CONFIG_KEYS: ClassVar[tuple[str, ...]] = ("split", "mode", "seed", "transform")
 
     batch_size: int | Literal["auto"] = 8
     num_workers: int = 4
@@ -80,7 +81,10 @@ class TrainConfig:
 
 @dataclass
 class TrainerConfig:
-    """Arguments of Lightning's `Trainer`; `precision: auto` is mixed precision on a GPU."""
+    """Arguments of Lightning's `Trainer`; `precision: auto` is mixed precision on a GPU.
+
+    An int ``limit_*_batches`` is a count of batches and a float a fraction of them, as Lightning reads them.
+    """
 
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -93,7 +97,7 @@ class TrainerConfig:
     val_check_interval: float | None = None
     log_every_n_steps: int = 10
     gradient_clip_val: float | None = None
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
-    limit_test_batches: float | None = None
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    limit_test_batches: int | float | None = None
     enable_progress_bar: bool = True

@@ -35,7 +35,8 @@ class TaskSpec:
         path_keys: ``(section, key)`` of the task's own keys that hold paths (made absolute on loading).
         problems: The task's rules between keys: ``problems(config) -> [message, ...]``.
         data_and_module: ``(config, checkpoint=..., load=...) -> (LightningDataModule, LightningModule)``:
-            a new module, one checked against `checkpoint` (resuming), or one loaded from it (`load`).
+            a new module, one checked against `checkpoint` (resuming), or one loaded from it (`load`). The data
+            module's ``check(stage)`` builds the datasets of the stage, raising once with every problem.
         predict: ``(checkpoint_state, inputs, *, out, overrides, split, progress, **options) -> result`` with
             ``result.report_lines()`` and ``result.failures``.
         predict_options: The names of the task's own keyword options of `predict`.

@@ -1,7 +1,9 @@
 """Datasets of long multi-view videos: manifest, chunk index, synchronized loading, transcoding."""
 
+from vidfit.data._augment import AugmentConfig, AugmentedClips, augment_clips
+from vidfit.data._batch import TensorBatch, VideoBatch
 from vidfit.data._chunks import ChunkIndex, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index, chunk_spans
-from vidfit.data._dataset import VideoDataset, VideoDatasetConfig
+from vidfit.data._dataset import VideoDataset, VideoDatasetConfig, decode_size
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._import_formats import (
     OVERLAP_POLICIES,
@@ -23,6 +25,8 @@ from vidfit.data._sampling import IGNORE_LABEL, frame_labels, frame_midpoints, m
 __all__ = [
     "IGNORE_LABEL",
     "OVERLAP_POLICIES",
+    "AugmentConfig",
+    "AugmentedClips",
     "ChunkIndex",
     "ChunkRef",
     "IndexedVideo",
@@ -34,13 +38,17 @@ __all__ = [
     "Problem",
     "Segment",
     "Tail",
+    "TensorBatch",
     "Timeline",
+    "VideoBatch",
     "VideoDataset",
     "VideoDatasetConfig",
     "VideoEntry",
+    "augment_clips",
     "build_chunk_index",
     "chunk_spans",
     "collate_samples",
+    "decode_size",
     "frame_labels",
     "frame_midpoints",
     "import_activitynet",

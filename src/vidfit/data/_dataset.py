@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ class VideoDatasetConfig:
         num_frames: Frames per clip (``"clip"`` mode).
         sampling: ``"random"``, ``"uniform"`` or ``"consecutive"`` frames of a clip.
         frame_stride: Distance between frames for ``"consecutive"`` clips and ``"chunk"`` mode.
-        image_size: ``(height, width)`` frames are resized to while decoding; native when None.
+        image_size: ``(height, width)`` frames are resized to while decoding; an int is the short side (the
+            other keeps the reference view's aspect ratio, as torchvision's ``Resize(int)``); native when None.
         max_video_frames: Chunk length in reference-view frames; whole videos when None.
         chunk_overlap_frames: Frames shared by consecutive chunks.
         tail: Short last chunk rule: ``"keep"``, ``"merge"`` or ``"drop"``.
@@ -61,6 +63,10 @@ class VideoDatasetConfig:
         report_path: JSON report of skipped videos.
         allow_outside_root: Accept paths outside the manifest's data root.
         max_open_readers: Readers each worker keeps open.
+        transform: Called on each view's uint8 frames (T, 3, H, W) of every sample (a chunk in ``"chunk"``
+            mode), in the loader's workers, e.g. a ``torchvision.transforms.v2`` pipeline; returns uint8
+            frames (T, 3, H', W') of one size across views. Run configs augment on the GPU instead
+            (``data.augment``), where keypoints follow the crop.
     """
 
     manifest: str | os.PathLike[str]
@@ -69,7 +75,7 @@ class VideoDatasetConfig:
     num_frames: int = 16
     sampling: Sampling = "random"
     frame_stride: int = 1
-    image_size: tuple[int, int] | None = None
+    image_size: int | tuple[int, int] | None = None
     max_video_frames: int | None = None
     chunk_overlap_frames: int = 0
     tail: Tail = "keep"
@@ -86,6 +92,7 @@ class VideoDatasetConfig:
     report_path: str | os.PathLike[str] | None = None
     allow_outside_root: bool = False
     max_open_readers: int = 8
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -98,15 +105,19 @@ class VideoDatasetConfig:
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
         # YAML gives lists; tuples keep the config hashable.
-        if self.image_size is not None:
+        if self.image_size is not None and not isinstance(self.image_size, int):
             object.__setattr__(self, "image_size", tuple(self.image_size))
         if self.views is not None:
             object.__setattr__(self, "views", tuple(self.views))
         for name in ("num_frames", "frame_stride", "max_open_readers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
-            raise ValueError(f"image_size={self.image_size!r} must be (height, width) of positive integers or None")
+        sides = (self.image_size,) if isinstance(self.image_size, int) else (self.image_size or (1, 1))
+        if len(sides) not in (1, 2) or (len(sides) == 1 and not isinstance(self.image_size, int)) or min(sides) < 1:
+            raise ValueError(
+                f"image_size={self.image_size!r} must be (height, width) of positive integers, a positive int "
+                "(the short side) or None"
+            )
         if self.num_threads is not None and self.num_threads < 0:
             raise ValueError(f"num_threads={self.num_threads!r} must be >= 0 (0 lets FFmpeg choose) or None")
 
@@ -206,11 +217,14 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         return np.stack(rows)
 
     def _read_video(self, video: IndexedVideo, view_frames: np.ndarray) -> torch.Tensor:
-        pool = self.reader_pool()
+        pool, reference = self.reader_pool(), next(iter(video.views.values()))
+        size = decode_size(self.config.image_size, height=reference.height, width=reference.width)
         batches = [
-            pool.get(video.views[view]).get_frames_at(indices, size=self.config.image_size).data
+            pool.get(video.views[view]).get_frames_at(indices, size=size).data
             for view, indices in zip(self.views, view_frames, strict=True)
         ]
+        if self.config.transform is not None:
+            batches = [self.config.transform(frames) for frames in batches]
         return torch.stack(batches).permute(0, 2, 1, 3, 4).contiguous()
 
     def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,3 +243,16 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
             "pts_seconds": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float64)),
             "view_frame_indices": torch.from_numpy(view_frames),
         }
+
+
+def decode_size(image_size: int | tuple[int, int] | None, *, height: int, width: int) -> tuple[int, int] | None:
+    """The ``(height, width)`` to decode a `height` x `width` video at for ``image_size``.
+
+    A pair is taken as it is and None keeps the native size; an int is the short side, the long side
+    scaled to keep the aspect ratio and rounded down, as torchvision's ``Resize(int)`` (160 keeps 160x210).
+    """
+    if image_size is None or not isinstance(image_size, int):
+        return image_size
+    if height <= width:
+        return image_size, int(image_size * width / height)
+    return int(image_size * height / width), image_size

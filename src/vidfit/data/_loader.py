@@ -1,11 +1,11 @@
-"""DataLoader settings for `VideoDataset`: per-worker seeds and thread caps, and a uint8-preserving collate."""
+"""DataLoader settings for `VideoDataset`: per-worker seeds and thread caps, and a collate into `VideoBatch`."""
 
 from __future__ import annotations
 
 import functools
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing import util
 from typing import Any
 
@@ -13,28 +13,34 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
 
+from vidfit.data._batch import VideoBatch
 from vidfit.data._dataset import VideoDataset
 from vidfit.data._sampling import WorkerLocal
 
+# The tensors of a `VideoDataset` sample, as `VideoBatch` names them.
+_SAMPLE_TENSORS = ("video", "label", "frame_labels", "keypoints", "keypoint_mask")
 
-def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stacks every tensor of the samples along a new batch dimension; ``meta`` stays a list of dicts.
+
+def collate_samples(samples: Sequence[dict[str, Any]]) -> VideoBatch:
+    """Stacks `VideoDataset` samples into a `VideoBatch`; ``meta`` stays a list of dicts.
 
     Tensors keep their dtype (video stays uint8). Samples of different lengths (``"chunk"`` mode
     with a short last chunk) cannot be stacked: use ``batch_size=1`` or ``tail="merge"``/``"drop"``.
     """
-    batch: dict[str, Any] = {"meta": [sample["meta"] for sample in samples]}
+    fields: dict[str, torch.Tensor] = {}
     for key in samples[0]:
         if key == "meta":
             continue
+        if key not in _SAMPLE_TENSORS:
+            raise ValueError(f"a sample's {key!r} is not one of {', '.join(map(repr, _SAMPLE_TENSORS))} or 'meta'")
         shapes = {tuple(sample[key].shape) for sample in samples}
         if len(shapes) > 1:
             raise ValueError(
                 f"cannot batch {key!r} of shapes {sorted(shapes)}: samples differ in length "
                 "(chunk mode with a short last chunk?); use batch_size=1 or tail='merge' or 'drop'"
             )
-        batch[key] = torch.stack([sample[key] for sample in samples])
-    return batch
+        fields[key] = torch.stack([sample[key] for sample in samples])
+    return VideoBatch(**fields, meta=[sample["meta"] for sample in samples])
 
 
 def seed_worker(worker_id: int, *, reader_threads: int) -> None:
@@ -72,6 +78,7 @@ def make_loader(
     sampler: Sampler[Any] | None = None,
     num_replicas: int = 1,
     rank: int = 0,
+    collate_fn: Callable[[list[Any]], Any] = collate_samples,
 ) -> DataLoader[Any]:
     """A DataLoader of uint8 batches, reproducible from `seed` with or without workers.
 
@@ -82,6 +89,7 @@ def make_loader(
         pin_memory: Page-locked batches for fast copies to the GPU, when CUDA is available.
         persistent_workers: Keep workers and their open readers between epochs; default True with workers.
         num_replicas, rank: DDP's world size and rank; above 1, this rank loads its `DistributedSampler` shard.
+        collate_fn: Makes a batch of samples; `collate_samples` (a `VideoBatch`) suits `VideoDataset`.
     """
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size!r} and {num_workers!r}")
@@ -91,7 +99,7 @@ def make_loader(
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,
         sampler=sampler,
-        collate_fn=collate_samples,
+        collate_fn=collate_fn,
         pin_memory=pin_memory and torch.cuda.is_available(),
         drop_last=drop_last,
         generator=torch.Generator().manual_seed(seed + rank),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -13,7 +15,15 @@ from typing import Any, Literal, get_args
 import yaml
 
 from vidfit.data._errors import ManifestError, Problem
-from vidfit.io import write_text_atomic
+from vidfit.io import (
+    as_location,
+    is_inside,
+    join_location,
+    location_parent,
+    open_text,
+    relative_location,
+    write_text_atomic,
+)
 
 TimelineUnit = Literal["frames", "seconds"]
 TIMELINE_UNITS: tuple[str, ...] = get_args(TimelineUnit)
@@ -52,7 +62,7 @@ class VideoEntry:
 
     Attributes:
         id: Unique name of the video.
-        views: View name to absolute file path; the first view is the reference view.
+        views: View name to absolute file path or URL; the first view is the reference view.
         split: ``"train"``, ``"val"``, ... or None.
         label: Video-level label, or None.
         timeline: Per-frame labels as segments, or None.
@@ -62,7 +72,7 @@ class VideoEntry:
     """
 
     id: str
-    views: dict[str, Path]
+    views: Mapping[str, Path | str]
     split: str | None = None
     label: str | None = None
     timeline: Timeline | None = None
@@ -76,27 +86,30 @@ class Manifest:
 
     Attributes:
         labels: Label names; a label's index is its class id.
-        root: Absolute data root all paths are inside (unless loaded with ``allow_outside_root``).
+        root: Absolute data root all paths are inside (unless loaded with ``allow_outside_root``); a
+            URL for a manifest read from one.
         videos: The videos, in file order.
         path: The file the manifest was loaded from, if any.
     """
 
     labels: tuple[str, ...]
-    root: Path
+    root: Path | str
     videos: tuple[VideoEntry, ...]
-    path: Path | None = None
+    path: Path | str | None = None
 
 
 def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> Manifest:
     """Reads a manifest (``.yaml``/``.yml`` or ``.json``), reporting every problem in one `ManifestError`.
 
     Args:
-        path: The manifest file; relative paths inside it are relative to its folder.
+        path: The manifest file, or its http(s)/fsspec URL; relative paths inside it are relative to
+            its folder (so a remote manifest names remote videos; keypoints must be local files).
         allow_outside_root: Accept video and keypoint paths outside the data root.
     """
-    source = Path(path)
+    source = as_location(path)
     raw = _read_document(source)
-    root = (source.parent / str(raw.get("root", "."))).resolve()
+    root = join_location(location_parent(source), str(raw.get("root", ".")))
+    root = root.resolve() if isinstance(root, Path) else root
     parser = _Parser(source, root, allow_outside_root)
     parser.check_keys(raw, _TOP_KEYS, video_id=None, where="manifest")
     labels = parser.labels(raw.get("labels", []))
@@ -112,7 +125,7 @@ def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
         seen.add(entry.id)
     if parser.problems:
         raise ManifestError(parser.problems)
-    return Manifest(labels, root, tuple(entries), source.resolve())
+    return Manifest(labels, root, tuple(entries), source.resolve() if isinstance(source, Path) else source)
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
@@ -122,7 +135,7 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     """
     target = Path(path)
     form = _manifest_format(target)
-    root = Path(os.path.relpath(manifest.root, target.parent.resolve())).as_posix()
+    root = relative_location(manifest.root, target.parent.resolve())
     document = {
         "labels": list(manifest.labels),
         "root": root,
@@ -132,16 +145,23 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     return write_text_atomic(target, text)
 
 
-def _manifest_format(path: Path) -> str:
-    suffix = path.suffix.lower()
+def _manifest_format(path: Path | str) -> str:
+    suffix = posixpath.splitext(str(path))[1].lower()
     if suffix not in _FORMATS:
         raise ValueError(f"{path}: manifest extension {suffix!r} is not one of {', '.join(map(repr, _FORMATS))}")
     return _FORMATS[suffix]
 
 
-def _read_document(source: Path) -> dict[str, Any]:
+def _read_document(source: Path | str) -> dict[str, Any]:
+    if isinstance(source, Path) and source.is_dir():
+        raise ValueError(f"{source}: is a folder, not a manifest file")
     form = _manifest_format(source)
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = open_text(source)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{source}: no such manifest file") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source}: not a {form.upper()} manifest: byte {error.start} is not UTF-8 text") from error
     try:
         document = json.loads(text) if form == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
@@ -162,8 +182,8 @@ def _unsafe_name_reason(name: str) -> str | None:
 class _Parser:
     """Parses one manifest document, collecting every problem instead of stopping at the first."""
 
-    source: Path
-    root: Path
+    source: Path | str
+    root: Path | str
     allow_outside_root: bool
     problems: list[Problem] = field(default_factory=list)
 
@@ -202,6 +222,8 @@ class _Parser:
             if reason := _unsafe_name_reason(view):
                 self.report(video_id, f"views.{view}", reason)
         keypoints = self.paths(raw.get("keypoints", {}), video_id=video_id, where="keypoints")
+        for view in (name for name, path in keypoints.items() if not isinstance(path, Path)):
+            self.report(video_id, f"keypoints.{view}", "must be a local file or folder, not a URL")
         for view in (name for name in keypoints if name not in views):
             self.report(video_id, f"keypoints.{view}", f"names no view (views: {list(views)})")
         timeline = None if raw.get("timeline") is None else self.timeline(raw["timeline"], video_id)
@@ -212,7 +234,7 @@ class _Parser:
             split=None if split is None else str(split),
             label=None if label is None else str(label),
             timeline=timeline,
-            keypoints=keypoints,
+            keypoints={name: path for name, path in keypoints.items() if isinstance(path, Path)},
             streams=streams,
         )
 
@@ -228,19 +250,19 @@ class _Parser:
             streams[str(name)] = value["stream"]
         return streams
 
-    def paths(self, raw: Any, *, video_id: str, where: str) -> dict[str, Path]:
-        """View name to absolute path; containment is judged on the path as written, links unresolved."""
+    def paths(self, raw: Any, *, video_id: str, where: str) -> dict[str, Path | str]:
+        """View name to absolute path or URL; containment is judged on the path as written, links unresolved."""
         if not isinstance(raw, dict):
             self.report(video_id, where, f"must be a mapping of view name to path, got {raw!r}")
             return {}
-        paths: dict[str, Path] = {}
+        paths: dict[str, Path | str] = {}
         for name, value in raw.items():
             value = value.get("path") if isinstance(value, dict) and where == "views" else value
             if not isinstance(value, str) or not value:
                 self.report(video_id, f"{where}.{name}", f"must be a non-empty path, got {value!r}")
                 continue
-            path = Path(os.path.normpath(self.root / value))
-            if not self.allow_outside_root and not path.is_relative_to(self.root):
+            path = join_location(self.root, value)
+            if not self.allow_outside_root and not is_inside(path, self.root):
                 self.report(video_id, f"{where}.{name}", f"path {value!r} is outside the data root {self.root}")
             paths[str(name)] = path
         return paths
@@ -278,9 +300,9 @@ class _Parser:
         return Segment(start, end, str(raw["label"]))
 
 
-def _dump_video(entry: VideoEntry, root: Path) -> dict[str, Any]:
-    def relative(paths: dict[str, Path]) -> dict[str, str]:
-        return {name: Path(os.path.relpath(p, root)).as_posix() for name, p in paths.items()}
+def _dump_video(entry: VideoEntry, root: Path | str) -> dict[str, Any]:
+    def relative(paths: Mapping[str, Path | str]) -> dict[str, str]:
+        return {name: relative_location(p, root) for name, p in paths.items()}
 
     views: dict[str, Any] = relative(entry.views)
     for name, stream in entry.streams.items():

@@ -31,7 +31,7 @@ _STOP_SECONDS = 5.0
 @dataclass(frozen=True)
 class _Job:
     video_id: str
-    source: Path
+    source: Path | str
     target: Path
     size: tuple[int, int]
     gop: int
@@ -111,7 +111,7 @@ def _jobs(
     originals: Sequence[VideoEntry], copies: Sequence[VideoEntry], *, size: tuple[int, int], gop: int, crf: int
 ) -> list[_Job]:
     return [
-        _Job(old.id, source, new.views[view], size, gop, crf, old.streams.get(view))
+        _Job(old.id, source, Path(new.views[view]), size, gop, crf, old.streams.get(view))
         for old, new in zip(originals, copies, strict=True)
         for view, source in old.views.items()
     ]

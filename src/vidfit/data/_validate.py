@@ -27,7 +27,7 @@ class Requirements:
     sync_tolerance_seconds: float
     views: tuple[str, ...] | None
     same_frame_size: bool
-    manifest_file: Path
+    manifest_file: Path | str
 
 
 @dataclass
@@ -53,6 +53,9 @@ def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
     """
     check = VideoCheck()
     for view, path in entry.views.items():
+        if isinstance(path, Path) and path.is_dir():
+            check.problems.append(Problem(entry.id, path, f"views.{view}", "is a folder, not a video file"))
+            continue
         try:
             check.views[view] = probe(path, stream_index=entry.streams.get(view))
         except (FileNotFoundError, VideoDecodeError, ValueError) as error:

@@ -1,6 +1,7 @@
 """Inference without the trainer: sliding windows over arbitrarily long videos, checkpoints, per-video jobs."""
 
 from vidfit.infer._checkpoint import CheckpointState, read_checkpoint
+from vidfit.infer._detection import DETECTION_TIOU_THRESHOLDS, DetectionMAP, detection_map
 from vidfit.infer._inputs import VIDEO_SUFFIXES, VideoFile, expand_inputs, first_duplicate
 from vidfit.infer._jobs import run_jobs
 from vidfit.infer._predictor import ChunkedPredictor, ModelOutput, VideoModel
@@ -16,9 +17,11 @@ from vidfit.infer._results import (
 from vidfit.infer._windows import Window, plan_windows
 
 __all__ = [
+    "DETECTION_TIOU_THRESHOLDS",
     "VIDEO_SUFFIXES",
     "CheckpointState",
     "ChunkedPredictor",
+    "DetectionMAP",
     "ModelOutput",
     "Ranks",
     "VideoFile",
@@ -26,6 +29,7 @@ __all__ = [
     "VideoPrediction",
     "Window",
     "broadcast_from_rank_zero",
+    "detection_map",
     "expand_inputs",
     "first_duplicate",
     "frame_accuracy",

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from vidfit.config import ConfigError
+from vidfit.io import CheckpointError, read_checkpoint_header
+from vidfit.io import read_checkpoint as read_whole
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,13 @@ class CheckpointState:
         hyper_parameters: The run's ``config`` (plain data) and the task's own entries (labels, views, ...).
         weights: The model's state dict (the module's ``model.`` entries, prefix removed); empty when only
             the header was read.
+        global_step: Optimizer steps taken when it was saved (0 for a file without Lightning's loop state).
     """
 
     path: Path
     hyper_parameters: dict[str, Any]
     weights: dict[str, torch.Tensor]
+    global_step: int = 0
 
     @property
     def config(self) -> dict[str, Any]:
@@ -55,11 +59,12 @@ def read_checkpoint(path: str | os.PathLike[str], *, weights: bool = True, key: 
         ConfigError: No such file, or not a vidfit checkpoint; the message names `key` and the file.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{key}={str(path)!r}: no such checkpoint")
-    state = torch.load(file, map_location="cpu", weights_only=True, mmap=not weights)
+    try:
+        state = read_whole(file) if weights else {"hyper_parameters": read_checkpoint_header(file)}
+    except CheckpointError as error:
+        raise ConfigError(f"{key}={str(path)!r}: {error.reason}") from error
     hyper = state.get("hyper_parameters") if isinstance(state, dict) else None
     if not isinstance(hyper, dict) or not isinstance(hyper.get("config"), dict):
         raise ConfigError(f"{key}={str(path)!r}: not a vidfit checkpoint (no hyper_parameters.config)")
     found = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
-    return CheckpointState(file, dict(hyper), found if weights else {})
+    return CheckpointState(file, dict(hyper), found if weights else {}, int(state.get("global_step", 0)))

@@ -14,6 +14,7 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 K = TypeVar("K", bound=Hashable)
+P = TypeVar("P", Path, Path | str)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ def expand_inputs(
     return videos, failures
 
 
-def first_duplicate(named: Iterable[tuple[K, Path]]) -> tuple[K, Path, Path] | None:
+def first_duplicate(named: Iterable[tuple[K, P]]) -> tuple[K, P, P] | None:
     """The first name given twice, with the files it was given for (the same file when it was named twice)."""
-    seen: dict[K, Path] = {}
+    seen: dict[K, P] = {}
     for name, path in named:
         if name in seen:
             return name, seen[name], path

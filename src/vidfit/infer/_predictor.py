@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -26,7 +28,7 @@ from vidfit.infer._windows import (
     window_input,
 )
 from vidfit.io import VideoReader
-from vidfit.memory import Precision, free_memory, is_oom
+from vidfit.memory import Precision, retry_on_oom
 
 
 class ModelOutput(Protocol):
@@ -135,6 +137,7 @@ class ChunkedPredictor:
         view_frames: np.ndarray | None = None,
         keypoints: torch.Tensor | None = None,
         keypoint_mask: torch.Tensor | None = None,
+        frame_stride: int = 1,
     ) -> VideoPrediction:
         """Streams one video seen by several cameras, one reader per view, window by window.
 
@@ -153,35 +156,44 @@ class ChunkedPredictor:
                 each row; None reads every view frame for frame, which needs views of equal length.
             keypoints: Float keypoints (V, T, K, D) on the reference's frames, windowed with the frames.
             keypoint_mask: Which keypoints are present (V, T).
+            frame_stride: The model sees every `frame_stride`-th frame from the first, as it was trained and
+                evaluated (``data.frame_stride``); windows count those frames. Every frame still gets logits,
+                interpolated between the sampled frames around it.
         """
         reference = readers[0]
         matched = check_views(readers, view_frames=view_frames, size=size)
         check_keypoints(keypoints, keypoint_mask, views=len(readers), num_frames=len(reference))
+        if frame_stride < 1:
+            raise ValueError(f"frame_stride={frame_stride!r} must be >= 1")
+        sampled = matched[:, ::frame_stride]
+        keypoints = None if keypoints is None else keypoints[:, ::frame_stride]
+        keypoint_mask = None if keypoint_mask is None else keypoint_mask[:, ::frame_stride]
 
         def source(windows: list[Window]) -> Iterator[WindowInput]:
-            videos = windows_in_step(readers, view_frames=matched, windows=windows, size=size)
+            videos = windows_in_step(readers, view_frames=sampled, windows=windows, size=size)
             for window, video in zip(windows, videos, strict=True):
                 yield window_input(window=window, video=video, keypoints=keypoints, keypoint_mask=keypoint_mask)
 
         pts_seconds = torch.from_numpy(reference.pts_seconds - reference.metadata.begin_seconds)
-        return self._predict(source, len(reference), pts_seconds)
+        prediction = self._predict(source, sampled.shape[1], pts_seconds[::frame_stride])
+        return spread_to_frames(prediction, frame_stride=frame_stride, pts_seconds=pts_seconds)
 
     def _predict(self, source: _WindowSource, num_frames: int, pts_seconds: torch.Tensor | None) -> VideoPrediction:
-        chunk_size, batch_size, retries = self.chunk_infer_size, self.video_batch_size, 0
-        while True:
-            windows = plan_windows(num_frames, chunk_infer_size=chunk_size, chunk_overlap=self.chunk_overlap)
-            outputs = self._run_unless_oom(source(windows), windows, batch_size)
-            if outputs is not None:
-                break
-            # Out of the except block, the failed pass's tensors are unreachable and can be freed.
-            free_memory()
-            retries += 1
-            chunk_size, batch_size = _back_off(
-                chunk_size=chunk_size,
-                batch_size=min(batch_size, len(windows)),
-                windows=windows,
-                overlap=self.chunk_overlap,
-            )
+        def plan(size: _PassSize) -> list[Window]:
+            return plan_windows(num_frames, chunk_infer_size=size.chunk_infer_size, chunk_overlap=self.chunk_overlap)
+
+        def run(size: _PassSize) -> tuple[list[Window], list[tuple[torch.Tensor, torch.Tensor]]]:
+            windows = plan(size)
+            return windows, self._run(source(windows), windows, size.video_batch_size)
+
+        # Each retry restarts the video, so a result never mixes windows of two lengths.
+        outcome = retry_on_oom(
+            run,
+            _PassSize(self.chunk_infer_size, self.video_batch_size),
+            shrink=lambda size: _back_off(size, windows=plan(size), overlap=self.chunk_overlap),
+            advice=lambda size: _floor_advice(plan(size), overlap=self.chunk_overlap),
+        )
+        windows, outputs = outcome.result
         window_logits = torch.stack([clip for clip, _ in outputs])
         scores = aggregate(window_logits, chunk_aggregation=self.chunk_aggregation)
         return VideoPrediction(
@@ -194,21 +206,10 @@ class ChunkedPredictor:
             chunk_aggregation=self.chunk_aggregation,
             chunk_overlap=self.chunk_overlap,
             precision=self.precision,
-            used_chunk_infer_size=chunk_size,
-            used_video_batch_size=batch_size,
-            oom_retries=retries,
+            used_chunk_infer_size=outcome.setting.chunk_infer_size,
+            used_video_batch_size=outcome.setting.video_batch_size,
+            oom_retries=outcome.oom_retries,
         )
-
-    def _run_unless_oom(
-        self, inputs: Iterator[WindowInput], windows: list[Window], batch_size: int
-    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Clip logits (C,) and frame logits (t, C) of each window, or None after an out-of-memory error."""
-        try:
-            return self._run(inputs, windows, batch_size)
-        except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
-            if not is_oom(error):
-                raise
-        return None
 
     @torch.inference_mode()
     def _run(
@@ -251,21 +252,58 @@ class ChunkedPredictor:
         return batch.to(self.device, non_blocking=True)
 
 
-def _back_off(*, chunk_size: int, batch_size: int, windows: list[Window], overlap: int) -> tuple[int, int]:
+def spread_to_frames(prediction: VideoPrediction, *, frame_stride: int, pts_seconds: torch.Tensor) -> VideoPrediction:
+    """A prediction over every `frame_stride`-th frame, spread back over all T frames of `pts_seconds`.
+
+    Frame ``i`` gets the logits of the sampled frames around it, weighted by distance (the model's frame
+    head also stretches its features linearly over time); frames after the last sampled one get its logits.
+    Windows are given in frames of the video: sampled window ``[a, b)`` covers frames ``[a*s, (b-1)*s + 1)``.
+    """
+    if frame_stride == 1:
+        return prediction
+    num_frames = len(pts_seconds)
+    sampled = prediction.frame_logits
+    position = torch.arange(num_frames, dtype=torch.float64) / frame_stride
+    below = position.floor().long().clamp(max=len(sampled) - 1)
+    above = (below + 1).clamp(max=len(sampled) - 1)
+    weight = (position - below).clamp(0, 1).to(sampled.dtype)[:, None]
+    frame_logits = sampled[below] * (1 - weight) + sampled[above] * weight
+    windows = [
+        Window(w.start * frame_stride, min((w.stop - 1) * frame_stride + 1, num_frames)) for w in prediction.windows
+    ]
+    return dataclasses.replace(prediction, windows=windows, frame_logits=frame_logits, pts_seconds=pts_seconds)
+
+
+@dataclass(frozen=True)
+class _PassSize:
+    """Window length (-1: the whole video) and windows per forward pass."""
+
+    chunk_infer_size: int
+    video_batch_size: int
+
+
+def _back_off(size: _PassSize, *, windows: list[Window], overlap: int) -> _PassSize | None:
     """Halves the windows per pass first, then the window length, which must stay above the overlap.
 
     Args:
-        chunk_size: The window length that failed (-1 = whole video).
-        batch_size: Windows per pass that failed, at most the number of windows.
-        windows: The failed plan.
+        size: The pass size that failed.
+        windows: Its plan.
         overlap: Frames shared by neighbouring windows.
+
+    Returns:
+        The smaller pass size, None when single windows cannot be halved.
     """
+    batch_size = min(size.video_batch_size, len(windows))
     if batch_size > 1:
-        return chunk_size, batch_size // 2
+        return _PassSize(size.chunk_infer_size, batch_size // 2)
     length = windows[0].num_frames
     if length // 2 <= overlap:
-        raise torch.OutOfMemoryError(
-            f"out of memory even with video_batch_size=1 and chunk_infer_size={length} "
-            f"(chunk_overlap={overlap}): lower chunk_overlap, the frame size, or use a smaller model or precision"
-        )
-    return length // 2, batch_size
+        return None
+    return _PassSize(length // 2, batch_size)
+
+
+def _floor_advice(windows: list[Window], *, overlap: int) -> str:
+    return (
+        f"out of memory even with video_batch_size=1 and chunk_infer_size={windows[0].num_frames} "
+        f"(chunk_overlap={overlap}): lower chunk_overlap, the frame size, or use a smaller model or precision"
+    )

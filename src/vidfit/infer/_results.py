@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from vidfit.data import IGNORE_LABEL
 from vidfit.infer._windows import Aggregation, Window
 from vidfit.io import write_text_atomic
 from vidfit.memory import Precision
@@ -94,7 +95,7 @@ def frames_to_segments(
     *,
     pts_seconds: torch.Tensor,
     frame_scores: torch.Tensor | None = None,
-    ignore_index: int = -1,
+    ignore_index: int = IGNORE_LABEL,
 ) -> list[Segment]:
     """Maximal runs of equal labels in a per-frame label track, as half-open segments.
 
@@ -132,7 +133,7 @@ def _frame_end_seconds(pts_seconds: torch.Tensor) -> torch.Tensor:
     return torch.cat([pts_seconds[1:], last.reshape(1)])
 
 
-def frame_accuracy(predicted: torch.Tensor, target: torch.Tensor, *, ignore_index: int = -1) -> float:
+def frame_accuracy(predicted: torch.Tensor, target: torch.Tensor, *, ignore_index: int = IGNORE_LABEL) -> float:
     """Share of labelled frames whose predicted label is right; frames labelled `ignore_index` don't count."""
     if predicted.shape != target.shape:
         raise ValueError(f"predicted {tuple(predicted.shape)} and target {tuple(target.shape)} must have one shape")

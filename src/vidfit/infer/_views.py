@@ -66,17 +66,19 @@ def _view_windows(
     each decoded once; others, e.g. a view at another frame rate, are decoded window by window.
     """
     first = int(frames[0])
-    if not np.array_equal(frames, np.arange(first, first + len(frames))):
+    # Frames evenly spaced (every one, or every `data.frame_stride`-th) stream; any other pattern seeks.
+    step = int(frames[1] - frames[0]) if len(frames) > 1 else 1
+    if step < 1 or not np.array_equal(frames, first + step * np.arange(len(frames))):
         for window in windows:
             yield reader.get_frames_at(frames[window.start : window.stop], size=size).data
         return
     overlap = windows[0].stop - windows[1].start if len(windows) > 1 else 0
     chunks = reader.iter_chunks(
-        chunk_num_frames=windows[0].num_frames, overlap_num_frames=overlap, size=size, start=first,
-        stop=first + len(frames),
+        chunk_num_frames=windows[0].num_frames, overlap_num_frames=overlap, step=step, size=size, start=first,
+        stop=int(frames[-1]) + 1,
     )  # fmt: skip
     for window, chunk in zip(windows, chunks, strict=True):
-        if (chunk.start_frame - first, chunk.stop_frame - first) != (window.start, window.stop):
+        if not np.array_equal(chunk.frame_indices.numpy(), frames[window.start : window.stop]):
             got = f"[{chunk.start_frame}, {chunk.stop_frame})"
             raise RuntimeError(f"{reader.path}: iter_chunks gave {got} where plan_windows planned {window} + {first}")
         yield chunk.data

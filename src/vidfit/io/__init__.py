@@ -4,7 +4,17 @@ from vidfit.io._atomic import OutputError, check_writable, resolve_inside, write
 from vidfit.io._checkpoint import CheckpointError, read_checkpoint, read_checkpoint_header
 from vidfit.io._decoders import Backend
 from vidfit.io._reader import VideoReader, probe
-from vidfit.io._sources import Source, is_url, open_text, source_stamp
+from vidfit.io._sources import (
+    Source,
+    as_location,
+    is_inside,
+    is_url,
+    join_location,
+    location_parent,
+    open_text,
+    relative_location,
+    source_stamp,
+)
 from vidfit.io._types import Chunk, FrameBatch, StreamInfo, VideoDecodeError, VideoMetadata
 from vidfit.io._writer import VideoWriter, write_video
 
@@ -20,12 +30,17 @@ __all__ = [
     "VideoMetadata",
     "VideoReader",
     "VideoWriter",
+    "as_location",
     "check_writable",
+    "is_inside",
     "is_url",
+    "join_location",
+    "location_parent",
     "open_text",
     "probe",
     "read_checkpoint",
     "read_checkpoint_header",
+    "relative_location",
     "resolve_inside",
     "source_stamp",
     "write_files_atomic",

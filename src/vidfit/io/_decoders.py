@@ -61,7 +61,15 @@ class TorchCodecSource:
             self._decoder = decoders.VideoDecoder(
                 source.reopen(), stream_index=stream_index, seek_mode="exact", num_ffmpeg_threads=num_threads
             )
-        except (RuntimeError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError) as error:
+            source.close()
+            # torchcodec loads FFmpeg's shared libraries at the first decoder, and says so when it cannot.
+            if isinstance(error, OSError) or "libtorchcodec" in str(error):
+                first_line = str(error).splitlines()[0]
+                raise ImportError(
+                    f"backend='torchcodec': torchcodec cannot load FFmpeg's shared libraries ({first_line}); "
+                    "install FFmpeg 4 to 8 (apt install ffmpeg) or use backend='pyav'"
+                ) from error
             raise VideoDecodeError(f"{source.name}: torchcodec cannot open it: {error}") from error
 
     def frames(self, targets: np.ndarray, size: tuple[int, int] | None) -> Iterator[DecodedFrame]:

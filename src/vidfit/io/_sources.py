@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,41 @@ def open_text(location: str | os.PathLike[str]) -> str:
             return bytes(file.read()).decode("utf-8")
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{location}: no such file") from error
+
+
+def as_location(value: str | os.PathLike[str]) -> Path | str:
+    """A path or URL as written: the URL kept as a string (a `Path` would fold its ``//``)."""
+    name = source_name(value)
+    return name if isinstance(name, str) else Path(name)
+
+
+def join_location(base: Path | str, relative: str) -> Path | str:
+    """`relative` (a path, or an absolute URL kept as it is) resolved against the folder `base`, normalized."""
+    if is_url(relative) or not is_url(base):
+        return as_location(relative) if is_url(relative) else Path(os.path.normpath(Path(base) / relative))
+    scheme, rest = str(base).split("://", 1)
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, relative))}"
+
+
+def location_parent(location: Path | str) -> Path | str:
+    """The folder holding a file or URL."""
+    if isinstance(location, Path):
+        return location.parent
+    scheme, rest = location.split("://", 1)
+    return f"{scheme}://{posixpath.dirname(rest)}"
+
+
+def is_inside(location: Path | str, root: Path | str) -> bool:
+    """Whether `location` lies under `root` (both paths or both URLs), judged on the normalized text."""
+    if isinstance(location, Path) and isinstance(root, Path):
+        return location.is_relative_to(root)
+    return isinstance(location, str) and isinstance(root, str) and location.startswith(root.rstrip("/") + "/")
+
+
+def relative_location(location: Path | str, root: Path | str) -> str:
+    """`location` written relative to `root` (as a manifest stores it); an absolute URL when they differ in kind."""
+    if isinstance(location, Path) and isinstance(root, Path):
+        return Path(os.path.relpath(location, root)).as_posix()
+    if isinstance(location, str) and isinstance(root, str) and location.split("://")[0] == root.split("://")[0]:
+        return posixpath.relpath(location.split("://", 1)[1], root.split("://", 1)[1])
+    return str(location)

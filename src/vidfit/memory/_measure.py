@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidfit.memory._oom import free_memory, is_oom
+from vidfit.memory._oom import free_memory, retry_on_oom
 from vidfit.memory._report import format_bytes, track_peak
 from vidfit.memory._step import (
     LossFn,
@@ -102,12 +102,10 @@ def measure_step(
     free_memory()
     with _memory_cap(dev, memory_cap_bytes), track_peak(dev) as peak:
         try:
-            durations = [step() for _ in range(steps)]
-        except RuntimeError as exc:
-            if not is_oom(exc):
-                raise
+            # A measurement is never retried smaller: running out of memory is its answer.
+            durations = retry_on_oom(step.run, steps, shrink=_no_retry, advice=_step_advice).result
+        except torch.OutOfMemoryError:
             oom = True
-    # Outside the except block the traceback, and the activations its frames hold, are gone.
     opt.zero_grad(set_to_none=True)
     del opt, step
     free_memory()
@@ -134,6 +132,10 @@ class _StepRunner:
         self.dtype = autocast_dtype(precision)
         self.optimizer, self.scaler, self.loss_fn = optimizer, scaler, loss_fn
 
+    def run(self, steps: int) -> list[float]:
+        """Seconds of each of `steps` steps."""
+        return [self() for _ in range(steps)]
+
     def __call__(self) -> float:
         _synchronize(self.device)
         begin = time.perf_counter()
@@ -147,6 +149,14 @@ class _StepRunner:
         self.optimizer.zero_grad(set_to_none=True)
         _synchronize(self.device)
         return time.perf_counter() - begin
+
+
+def _no_retry(steps: int) -> None:
+    return None
+
+
+def _step_advice(steps: int) -> str:
+    return f"out of memory in a measured training step ({steps} steps)"
 
 
 def _synchronize(device: torch.device) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import TextIO
 
 import psutil
 import torch
@@ -146,6 +148,16 @@ def memory_report(device: torch.device | str | None = None) -> MemoryReport:
         device_free_bytes=free,
         device_total_bytes=total,
     )
+
+
+def print_memory_stats(device: torch.device | str | None = None, *, file: TextIO | None = None) -> MemoryReport:
+    """Prints `memory_report`'s box (to `file`, standard output by default) and returns the report.
+
+    The name training scripts call between steps to watch memory; `memory_report` reads it without printing.
+    """
+    report = memory_report(device)
+    print(report.box(), file=file if file is not None else sys.stdout)
+    return report
 
 
 @dataclass

@@ -5,19 +5,19 @@ module and data. Auto-fit, the OOM guard, run folders and callbacks are shared b
 """
 
 from vidfit.train._autofit import AutoFit, AutoFitResult, choose_batch_size
-from vidfit.train._base import Batch, GuardedModule
+from vidfit.train._base import GuardedModule
 from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputReport
 from vidfit.train._distributed import agree_on_min, broadcast_buffers
 from vidfit.train._guard import GuardedStep, OomGuard
-from vidfit.train._loaders import require_split, sharded_loader
+from vidfit.train._loaders import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 from vidfit.train._plan import PlanResult, plan_memory
 from vidfit.train._plan_grid import PlanGrid, parse_grid
 from vidfit.train._run import FitResult, fit, test, validate
 
 __all__ = [
+    "STAGE_SPLITS",
     "AutoFit",
     "AutoFitResult",
-    "Batch",
     "FitResult",
     "GuardedModule",
     "GuardedStep",
@@ -29,8 +29,10 @@ __all__ = [
     "ThroughputReport",
     "agree_on_min",
     "broadcast_buffers",
+    "check_splits",
     "choose_batch_size",
     "fit",
+    "load_training_manifest",
     "parse_grid",
     "plan_memory",
     "require_split",

@@ -11,9 +11,10 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from vidfit.config import Config
+from vidfit.data import TensorBatch
 from vidfit.train._guard import GuardedStep, OomGuard
 
-Batch = dict[str, Any]
+_Batch = TypeVar("_Batch", bound=TensorBatch)
 _Output = TypeVar("_Output")
 
 
@@ -36,16 +37,16 @@ class GuardedModule(L.LightningModule):
 
     def guarded_step(
         self,
-        batch: Batch,
+        batch: _Batch,
         batch_index: int,
         *,
         batch_size: int,
-        compute: Callable[[Batch], tuple[torch.Tensor, _Output]],
+        compute: Callable[[_Batch], tuple[torch.Tensor, _Output]],
     ) -> GuardedStep[_Output]:
         """Runs `compute` and backward over `batch` (in micro-batches after an OOM); steps the optimizer when due.
 
         Args:
-            batch: The batch; its ``meta`` entry (per-clip dicts) is left out of the split.
+            batch: The batch, split into micro-batches of its own type (``meta`` included) after an OOM.
             batch_index: The batch's index in the epoch, for accumulation.
             batch_size: Samples in the batch.
             compute: A micro-batch's loss, already divided by ``train.accumulate_grad_batches`` and weighted
@@ -54,11 +55,10 @@ class GuardedModule(L.LightningModule):
         accumulate = self.config.train.accumulate_grad_batches
         step_now = (batch_index + 1) % accumulate == 0 or self.trainer.is_last_batch
         no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
-        tensors = {key: value for key, value in batch.items() if key != "meta"}
         # Gradients are all-reduced once per optimizer step: on the last micro-batch of the last batch.
         with contextlib.nullcontext() if step_now else no_sync():
             result = self.guard.run(
-                tensors,
+                batch,
                 batch_size=batch_size,
                 compute=compute,
                 backward=self.manual_backward,

@@ -12,7 +12,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.data import extract_batch_size
 
+from vidfit.data import TensorBatch
 from vidfit.memory import PeakMemory, memory_report, track_peak
 
 
@@ -71,7 +73,8 @@ class MemoryMonitor(L.Callback):
 
 
 class ThroughputReport(L.Callback):
-    """Logs clips/s and the share of time spent waiting for data; says once when data is the bottleneck.
+    """Logs clips/s, seconds a step (``perf/batch_time``) and waiting for data (``perf/data_time``, and its
+    share ``perf/data_fraction``); says once when data is the bottleneck.
 
     Figures are taken over windows of `every_n_steps` steps. The wait for the loader is measured on
     the CPU; CUDA is synchronized only at the end of a window, so the window's time includes the GPU's
@@ -122,7 +125,7 @@ class ThroughputReport(L.Callback):
         if self._steps_seen <= self.warmup_steps:
             self._restart()
             return
-        self._clips += next(len(value) for value in batch.values() if isinstance(value, torch.Tensor))
+        self._clips += len(batch) if isinstance(batch, TensorBatch) else extract_batch_size(batch)
         self._steps += 1
         if self._steps < self.every_n_steps:
             self._last_end = time.perf_counter()
@@ -131,7 +134,14 @@ class ThroughputReport(L.Callback):
             torch.cuda.synchronize(module.device)
         elapsed = time.perf_counter() - self._window_start
         fraction = min(1.0, self._data_seconds / elapsed) if elapsed > 0 else 0.0
-        module.log_dict({"perf/clips_per_second": self._clips / elapsed, "perf/data_fraction": fraction}, on_step=True)
+        figures = {
+            "perf/clips_per_second": self._clips / elapsed,
+            "perf/data_fraction": fraction,
+            # Seconds a step, as training scripts print them: waiting for the loader, and the whole step.
+            "perf/data_time": self._data_seconds / self._steps,
+            "perf/batch_time": elapsed / self._steps,
+        }
+        module.log_dict(figures, on_step=True)
         if fraction > self.warn_data_fraction and not self._warned:
             self._warned = True
             rank_zero_warn(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import nn
 
-from vidfit.memory import free_memory, is_oom, split_batch
+from vidfit.memory import retry_on_oom, split_batch
 
 _Output = TypeVar("_Output")
 
@@ -82,40 +83,47 @@ class OomGuard:
             torch.OutOfMemoryError: A single sample does not fit, or a synchronized batch ran out of memory;
                 the message says what to change.
         """
-        retries = 0
-        while True:
-            earlier = None if synchronized else self._stash_gradients()
-            try:
-                loss, outputs = self._attempt(batch, batch_size, compute, backward, no_sync)
-            except BaseException as error:
-                if earlier is not None:
-                    self._restore_gradients(earlier, keep_new=False)
-                if not is_oom(error):
-                    raise
-                if earlier is None:
-                    raise torch.OutOfMemoryError(
-                        "out of memory in a step whose gradients are being all-reduced across ranks, which cannot "
-                        f"be redone in step with the other ranks: {self.advice}"
-                    ) from error
-            else:
-                if earlier is not None:
-                    self._restore_gradients(earlier, keep_new=True)
-                return GuardedStep(loss, outputs, min(self.num_micro_batches, batch_size), retries)
-            # Past the except block, the traceback's frames and the activations they hold are gone.
-            free_memory()
-            retries += 1
-            self._split_further(batch_size)
+        outcome = retry_on_oom(
+            functools.partial(self._isolated, batch, batch_size, compute, backward, no_sync, synchronized),
+            self.num_micro_batches,
+            shrink=functools.partial(self._split_further, batch_size=batch_size, synchronized=synchronized),
+            advice=lambda _: self._give_up_advice(synchronized),
+        )
+        loss, outputs = outcome.result
+        return GuardedStep(loss, outputs, min(outcome.setting, batch_size), outcome.oom_retries)
 
-    def _attempt(
+    def _isolated(
         self,
         batch: Any,
         batch_size: int,
         compute: Callable[[Any], tuple[torch.Tensor, _Output]],
         backward: Callable[[torch.Tensor], None],
         no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
+        synchronized: bool,
+        num_micro_batches: int,
     ) -> tuple[torch.Tensor, list[_Output]]:
+        """One attempt, its gradients gathered apart from the earlier ones unless `synchronized`."""
+        earlier = None if synchronized else self._stash_gradients()
         # A batch smaller than the split kept from an earlier OOM (the epoch's last, or after a resume) runs per clip.
-        num_parts = min(self.num_micro_batches, batch_size)
+        num_parts = min(num_micro_batches, batch_size)
+        try:
+            loss, outputs = self._attempt(batch, num_parts, compute, backward, no_sync)
+        except BaseException:
+            if earlier is not None:
+                self._restore_gradients(earlier, keep_new=False)
+            raise
+        if earlier is not None:
+            self._restore_gradients(earlier, keep_new=True)
+        return loss, outputs
+
+    def _attempt(
+        self,
+        batch: Any,
+        num_parts: int,
+        compute: Callable[[Any], tuple[torch.Tensor, _Output]],
+        backward: Callable[[torch.Tensor], None],
+        no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
+    ) -> tuple[torch.Tensor, list[_Output]]:
         parts = split_batch(batch, num_parts) if num_parts > 1 else [batch]
         losses, outputs = [], []
         for index, part in enumerate(parts):
@@ -126,16 +134,26 @@ class OomGuard:
             outputs.append(output)
         return torch.stack(losses).sum(), outputs
 
-    def _split_further(self, batch_size: int) -> None:
-        if self.num_micro_batches >= batch_size:
-            raise torch.OutOfMemoryError(f"one clip does not fit in memory even alone: {self.advice}")
-        self.num_micro_batches = min(2 * self.num_micro_batches, batch_size)
+    def _split_further(self, num_micro_batches: int, *, batch_size: int, synchronized: bool) -> int | None:
+        """The next split after an OOM at `num_micro_batches`, kept for later batches; None when there is none."""
+        if synchronized or num_micro_batches >= batch_size:
+            return None
+        self.num_micro_batches = min(2 * num_micro_batches, batch_size)
         # Every rank says so itself: under DDP an OOM is usually one rank's.
         warnings.warn(
             f"out of memory in a training step: redoing the batch of {batch_size} as {self.num_micro_batches} "
             "micro-batches, and keeping that split for the rest of the run",
             stacklevel=2,
         )
+        return self.num_micro_batches
+
+    def _give_up_advice(self, synchronized: bool) -> str:
+        if synchronized:
+            return (
+                "out of memory in a step whose gradients are being all-reduced across ranks, which cannot "
+                f"be redone in step with the other ranks: {self.advice}"
+            )
+        return f"one clip does not fit in memory even alone: {self.advice}"
 
     def _stash_gradients(self) -> list[torch.Tensor | None]:
         earlier = [p.grad for p in self.parameters]

@@ -12,11 +12,16 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from vidfit.config import Config, resolve_precision, save_config
+from vidfit.infer import read_checkpoint
 from vidfit.train._autofit import AutoFit
 from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputReport
+from vidfit.train._runs import ResumableCSVLogger, claim_run_dir
+
+# Written on Ctrl-C; resume with `vidfit fit --checkpoint <run>/checkpoints/interrupted.ckpt`.
+INTERRUPT_CHECKPOINT = "interrupted.ckpt"
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool)
                 dirpath=run_dir / "checkpoints", filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
                 save_on_train_epoch_end=True, enable_version_counter=False,
             ),
-            InterruptCheckpoint(path=run_dir / "checkpoints" / "interrupted.ckpt"),
+            InterruptCheckpoint(path=run_dir / "checkpoints" / INTERRUPT_CHECKPOINT),
             LearningRateMonitor(logging_interval="epoch"),
             _config_saver(config, run_dir / "config.yaml", autofit=autofit),
         ]  # fmt: skip
@@ -101,21 +106,30 @@ def _config_saver(config: Config, path: Path, *, autofit: AutoFit | None) -> L.C
 
 
 def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) -> FitResult:
-    """Trains from the config; `resume_from` continues a run from its checkpoint (same step and optimizer)."""
+    """Trains from the config; `resume_from` continues a run from its checkpoint (same step and optimizer).
+
+    The data of both splits is checked (every problem at once) before a run folder or the trainer
+    exists. A resumed run logs into its own folder, after the history kept up to the checkpoint's step.
+    """
     L.seed_everything(config.experiment.seed, workers=True)
+    # Read whole: a bad file fails here, before any work, and the loop state gives the step to resume at.
+    resume = read_checkpoint(resume_from, key="--checkpoint") if resume_from is not None else None
     data, module = _data_and_module(config, checkpoint=resume_from, load=False)
-    tensorboard = TensorBoardLogger(
-        config.experiment.output_dir, name=config.experiment.name, version=_run_version(resume_from)
-    )
-    run_dir = Path(tensorboard.log_dir)
-    csv = CSVLogger(config.experiment.output_dir, name=config.experiment.name, version=tensorboard.version)
+    data.check("fit")
+    run_dir = _resumed_run(resume.path) if resume is not None else None
+    run_dir = run_dir or claim_run_dir(config.experiment.output_dir, config.experiment.name)
+    where = {"save_dir": config.experiment.output_dir, "name": config.experiment.name, "version": run_dir.name}
+    tensorboard = TensorBoardLogger(**where)
+    csv = ResumableCSVLogger(**where, resume_step=resume.global_step if resume is not None else None)
     trainer = _trainer(config, run_dir=run_dir, loggers=[tensorboard, csv])
-    resume = Path(resume_from) if resume_from is not None else None
     with warnings.catch_warnings():
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True))
+        fit_once = lambda: trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)  # noqa: E731
+        _interruptible(fit_once)
     best, last = (callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint))
+    if resume is not None and last.best_model_path:
+        _retire_interrupt_checkpoint(resume.path, last=Path(last.best_model_path))
     return FitResult(
         run_dir,
         Path(best.best_model_path) if best.best_model_path else None,
@@ -125,12 +139,24 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
     )
 
 
-def _run_version(resume_from: str | os.PathLike[str] | None) -> str | None:
-    """The run folder's name when resuming from ``<run>/checkpoints/*.ckpt``, so logs continue there."""
-    if resume_from is None:
-        return None
-    folder = Path(resume_from).resolve().parent
-    return folder.parent.name if folder.name == "checkpoints" and folder.parent.name.startswith("version_") else None
+def _resumed_run(checkpoint: Path) -> Path | None:
+    """The run folder of ``<run>/checkpoints/*.ckpt``, so that a resumed run logs there; None elsewhere."""
+    folder = checkpoint.resolve().parent
+    if folder.name == "checkpoints" and folder.parent.name.startswith("version_"):
+        return folder.parent
+    return None
+
+
+def _retire_interrupt_checkpoint(used: Path, *, last: Path) -> None:
+    """Removes the ``interrupted.ckpt`` a run resumed from once the run has saved a newer checkpoint of its own.
+
+    Left in place, it would offer to resume from a point the run has long passed. An interrupt of the
+    resumed run writes a new one, newer than `last`, which stays.
+    """
+    if used.name != INTERRUPT_CHECKPOINT or not used.is_file() or not last.is_file():
+        return
+    if used.stat().st_mtime_ns < last.stat().st_mtime_ns:
+        used.unlink()
 
 
 def _interruptible(call: Callable[[], object]) -> None:
@@ -162,6 +188,7 @@ def test(config: Config, *, checkpoint: str | os.PathLike[str]) -> dict[str, flo
 
 def _evaluate(config: Config, checkpoint: str | os.PathLike[str], stage: str) -> dict[str, float]:
     data, module = _data_and_module(config, checkpoint=checkpoint, load=True)
+    data.check(stage)
     trainer = _trainer(config, run_dir=None, loggers=False)
     run = trainer.validate if stage == "validate" else trainer.test
     results = run(module, datamodule=data, verbose=False)

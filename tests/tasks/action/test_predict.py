@@ -234,7 +234,9 @@ def test_frame_accuracy_and_segment_f1_by_hand() -> None:
         "v3": _prediction([0, 1], fps=1.0),
         "v4": _prediction([0, 1], fps=1.0),
     }
-    accuracy, f1 = predict_module._scores(predictions, jobs, labels)
+    accuracy, f1, detection = predict_module._scores(predictions, jobs, labels)
     assert accuracy == pytest.approx((5 + 2) / (6 + 3))
     assert f1 == pytest.approx((1.0 + 2 / 3) / 2)
-    assert predict_module._scores({"v3": predictions["v3"]}, jobs, labels) == (None, None)
+    # At tIoU 0.3: a's one prediction finds one of its two true segments (AP 0.5), b's two find both (AP 1).
+    assert detection is not None and detection.map_per_tiou[0] == pytest.approx((0.5 + 1.0) / 2)
+    assert predict_module._scores({"v3": predictions["v3"]}, jobs, labels) == (None, None, None)

@@ -13,14 +13,15 @@ import yaml
 
 from tests.conftest import tiny_overrides
 from vidfit.apps import predict
-from vidfit.infer import read_checkpoint
-from vidfit.tasks.action import predict as predict_actions
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
+from vidfit.infer import read_checkpoint
 from vidfit.io import probe, write_video
 from vidfit.tasks.action import load_module
+from vidfit.tasks.action import predict as predict_actions
 from vidfit.tasks.super_resolution import SuperResolutionModule, load_teacher
 from vidfit.tasks.super_resolution._module import SRMetrics, distillation_loss, rgb_to_luma
+from vidfit.tasks.super_resolution._patches import PatchBatch
 from vidfit.train import FitResult, fit, validate
 from vidfit.train import (
     test as run_test,
@@ -152,11 +153,13 @@ def test_distillation_trains_a_smaller_student_from_a_frozen_teacher(
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     module = SuperResolutionModule(config=config.to_dict())
     module.set_teacher(teacher)
-    batch = {"lr": torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8)}
-    batch["hr"] = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    batch = PatchBatch(
+        lr=torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8),
+        hr=torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8),
+    )
     with torch.no_grad():
-        student, taught = module(batch["lr"]), teacher(batch["lr"]).clamp(0, 1)
-    expected = 0.5 * ((student - batch["hr"] / 255) ** 2).mean() + 0.5 * ((student - taught) ** 2).mean()
+        student, taught = module(batch.lr), teacher(batch.lr).clamp(0, 1)
+    expected = 0.5 * ((student - batch.hr / 255) ** 2).mean() + 0.5 * ((student - taught) ** 2).mean()
     torch.testing.assert_close(module._loss(batch), expected)
     assert not any("teacher" in key for key in module.state_dict())  # never trained nor saved
     result = fit(config)
@@ -196,7 +199,10 @@ def test_patches_come_from_any_manifest_here_two_view_action_videos(tiny_manifes
         (["data.patch_size=17"], r"data\.patch_size=17 must be a multiple of model\.scale=2 and >= 16"),
         (["train.distill_weight=1.5"], r"train\.distill_weight=1\.5 must be in \[0, 1\]"),
         (["train.monitor=val/acc"], r"train\.monitor='val/acc' is not one of 'val/psnr', 'val/ssim', 'val/loss'"),
-        (["experiment.task=action", "train.teacher=t.ckpt"], r"train\.teacher needs experiment\.task: super_resolution"),
+        (
+            ["experiment.task=action", "train.teacher=t.ckpt"],
+            r"train\.teacher needs experiment\.task: super_resolution",
+        ),
         (
             ["experiment.task=segmentation"],
             r"experiment\.task='segmentation' is not one of 'action', 'super_resolution'",

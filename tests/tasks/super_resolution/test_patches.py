@@ -10,7 +10,13 @@ from PIL import Image
 from tests.data.conftest import MakeDataset
 from tests.videos import frame_ids
 from vidfit.data import ManifestError, make_loader
-from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset, cut_patch, downsample_bicubic
+from vidfit.tasks.super_resolution._patches import (
+    SRPatchConfig,
+    SRPatchDataset,
+    collate_patches,
+    cut_patch,
+    downsample_bicubic,
+)
 
 
 @pytest.mark.parametrize(("scale", "patch_size"), [(2, 16), (3, 12), (4, 16)])
@@ -112,6 +118,9 @@ def test_videos_too_small_or_without_the_view_name_the_file(make_dataset: MakeDa
 def test_patches_load_in_dataloader_workers(make_dataset: MakeDataset) -> None:
     manifest = make_dataset(num_frames=(6,))
     dataset = SRPatchDataset(SRPatchConfig(manifest=manifest, scale=2, patch_size=16, patches_per_chunk=4))
-    batch = next(iter(make_loader(dataset, batch_size=4, shuffle=True, num_workers=1, seed=0, pin_memory=False)))
-    assert batch["lr"].shape == (4, 3, 3, 8, 8) and batch["hr"].shape == (4, 3, 16, 16)
-    assert len(batch["meta"]) == 4
+    loader = make_loader(
+        dataset, batch_size=4, shuffle=True, num_workers=1, seed=0, pin_memory=False, collate_fn=collate_patches
+    )
+    batch = next(iter(loader))
+    assert batch.lr.shape == (4, 3, 3, 8, 8) and batch.hr.shape == (4, 3, 16, 16)
+    assert len(batch.meta) == 4

@@ -1,7 +1,13 @@
 """Action recognition: clip and per-frame classification of long multi-view videos (``experiment.task: action``)."""
 
-from vidfit.config import DataConfig, TaskSpec, register_task
-from vidfit.tasks.action._config import MONITORS, ActionModelConfig, ActionTrainConfig, action_problems
+from vidfit.config import TaskSpec, register_task
+from vidfit.tasks.action._config import (
+    MONITORS,
+    ActionDataConfig,
+    ActionModelConfig,
+    ActionTrainConfig,
+    action_problems,
+)
 from vidfit.tasks.action._datamodule import VideoDataModule
 from vidfit.tasks.action._module import VideoClassificationModule
 from vidfit.tasks.action._plan_step import plan_step
@@ -12,7 +18,7 @@ TASK = register_task(
     TaskSpec(
         name="action",
         model_section=ActionModelConfig,
-        data_section=DataConfig,
+        data_section=ActionDataConfig,
         train_section=ActionTrainConfig,
         monitors=MONITORS,
         path_keys=(("model", "pretrained_path"),),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from vidfit.config import TrainConfig
-from vidfit.models import BACKBONES, backbone_constraints, classifier_problems
+from vidfit.config import DataConfig, TrainConfig
+from vidfit.data import AugmentConfig
+from vidfit.data._augment import KeypointUnits
+from vidfit.models import BACKBONE_ALIASES, BACKBONES, backbone_constraints, classifier_problems
 
 if TYPE_CHECKING:
     from vidfit.config import Config
@@ -14,7 +16,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class ActionModelConfig:
-    """Arguments of `vidfit.models.build_classifier`."""
+    """Arguments of `vidfit.models.build_classifier`.
+
+    Attributes:
+        pretrained: ``kinetics400`` starts the backbone from torchvision's Kinetics-400 weights (downloaded
+            to the torch hub cache once) and normalizes input with their statistics; null starts it untrained.
+        num_classes: The manifest's label count, which sets the classes; given, it must match (a check).
+    """
 
     backbone: str = "r3d_18"
     view_fusion: Literal["early", "late"] = "late"
@@ -22,8 +30,24 @@ class ActionModelConfig:
     num_keypoints: int = 0
     keypoint_dims: int = 0
     activation_checkpointing: bool = False
+    pretrained: str | None = None
     pretrained_path: str | None = None
     dropout: float = 0.0
+    num_classes: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionDataConfig(DataConfig):
+    """`DataConfig` plus the augmentation of training clips, on their device (see `vidfit.data.AugmentConfig`).
+
+    Attributes:
+        augment: Random resized crop, flip and colour jitter of training clips (``enabled: true`` turns it on).
+        keypoint_units: ``pixels`` of the decoded frames (after ``image_size``) or ``normalized`` (0 to 1)
+            coordinates: how x, y of the keypoints follow the crop and flip.
+    """
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    keypoint_units: KeypointUnits = "pixels"
 
 
 @dataclass
@@ -55,10 +79,15 @@ def _model_problems(config: Config) -> list[str]:
     model, data = config.model, config.data
     problems = classifier_problems(
         backbone=model.backbone, view_fusion=model.view_fusion, input_type=model.input_type,
-        num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims, dropout=model.dropout, prefix="model.",
+        num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims, dropout=model.dropout,
+        pretrained=model.pretrained, pretrained_path=model.pretrained_path, prefix="model.",
     )  # fmt: skip
-    frames, size = data.num_frames, data.image_size
-    unchecked = model.input_type == "kpt" or model.backbone not in BACKBONES
+    if model.num_classes is not None and model.num_classes < 2:
+        problems.append(f"model.num_classes={model.num_classes} must be >= 2")
+    frames = data.num_frames
+    # A short side alone (an int) is checked as a square: the long side is at least as long.
+    size = (data.image_size, data.image_size) if isinstance(data.image_size, int) else data.image_size
+    unchecked = model.input_type == "kpt" or model.backbone not in (*BACKBONES, *BACKBONE_ALIASES)
     if unchecked or (size is not None and min(size) < 1):  # a bad image_size is the data package's to report
         return problems
     limits = backbone_constraints(model.backbone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any, Literal
 
@@ -9,8 +10,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from vidfit.config import Config, ConfigError
-from vidfit.data import VideoDataset, load_manifest
-from vidfit.train import require_split, sharded_loader
+from vidfit.data import VideoDataset
+from vidfit.train import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -24,7 +25,7 @@ class VideoDataModule(L.LightningDataModule):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
-        manifest = load_manifest(config.data.manifest)
+        manifest = load_training_manifest(config.data)
         self.label_names: list[str] = list(manifest.labels)
         first = manifest.videos[0].views if manifest.videos else {}
         self.views: list[str] = list(config.data.views or first)
@@ -48,6 +49,16 @@ class VideoDataModule(L.LightningDataModule):
         if batch_size is None:
             raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
         return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
+
+    def check(self, stage: str) -> None:
+        """Builds the datasets `stage` reads (``fit``: train and val), raising once with every problem found."""
+        modes = {"train_split": "clip", "val_split": "chunk", "test_split": "chunk"}
+        check_splits(
+            [
+                functools.partial(self._dataset, getattr(self.config.data, key), modes[key])  # type: ignore[arg-type]
+                for key in STAGE_SPLITS[stage]
+            ]
+        )
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader(self._dataset(self.config.data.train_split, "clip"), train=True)

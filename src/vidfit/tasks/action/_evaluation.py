@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from vidfit.data import IGNORE_LABEL
 from vidfit.infer._ranks import gather_objects
 
 
@@ -19,9 +20,9 @@ class ChunkResult:
         video_id: The chunk's video.
         chunk_index: The chunk's place in its video, from 0.
         loss: The loss of the chunk alone.
-        label: The video's class index, -1 when unlabelled.
+        label: The video's class index, `IGNORE_LABEL` when unlabelled.
         predicted_label: The class with the highest clip score.
-        frame_labels: Class index of each of the chunk's frames (T,), -1 where unlabelled.
+        frame_labels: Class index of each of the chunk's frames (T,), `IGNORE_LABEL` where unlabelled.
         predicted_frame_labels: The class with the highest score at each frame (T,).
     """
 
@@ -70,7 +71,7 @@ class EvaluationMetrics:
 
 
 def evaluation_metrics(results: Sequence[ChunkResult], *, num_classes: int) -> EvaluationMetrics:
-    """Loss and micro accuracies (torchmetrics', unlabelled -1 ignored) of gathered chunk results.
+    """Loss and micro accuracies (torchmetrics', `IGNORE_LABEL` ignored) of gathered chunk results.
 
     Args:
         results: From `gather_chunk_results`: the same list, in the same order, on every rank.
@@ -86,9 +87,9 @@ def evaluation_metrics(results: Sequence[ChunkResult], *, num_classes: int) -> E
     predicted_frames = torch.cat([r.predicted_frame_labels.flatten() for r in results])
     return EvaluationMetrics(
         loss=float(torch.tensor([r.loss for r in results], dtype=torch.float64).mean()),
-        accuracy=float(multiclass_accuracy(predicted, labels, num_classes, average="micro", ignore_index=-1)),
+        accuracy=float(multiclass_accuracy(predicted, labels, num_classes, average="micro", ignore_index=IGNORE_LABEL)),
         frame_accuracy=float(
-            multiclass_accuracy(predicted_frames, frame_labels, num_classes, average="micro", ignore_index=-1)
+            multiclass_accuracy(predicted_frames, frame_labels, num_classes, average="micro", ignore_index=IGNORE_LABEL)
         ),
         num_chunks=len(results),
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from vidfit.config import Config
+from vidfit.config import Config, ConfigError
 from vidfit.infer import ChunkedPredictor
 from vidfit.memory import Precision
 from vidfit.models import VideoClassifier, backbone_constraints, build_classifier
@@ -18,15 +18,26 @@ def build_model(
     """The classifier of ``model.*`` over `views`, predicting `label_names`.
 
     Args:
-        load_pretrained: Read ``model.pretrained_path``; off when a checkpoint's weights will replace them.
+        load_pretrained: Read the ``model.pretrained`` or ``model.pretrained_path`` weights; off when a
+            checkpoint's weights will replace them, or for an estimate (the input normalization of
+            ``model.pretrained`` is kept either way).
+
+    Raises:
+        ConfigError: ``model.num_classes`` is given and differs from the number of `label_names`.
+        PretrainedWeightsUnavailableError: ``model.pretrained`` weights are neither cached nor downloadable.
     """
     model = config.model
+    if model.num_classes is not None and model.num_classes != len(label_names):
+        raise ConfigError(
+            f"model.num_classes={model.num_classes} but the manifest has {len(label_names)} labels "
+            f"({', '.join(label_names)}): the classes come from the manifest; fix or drop model.num_classes"
+        )
     return build_classifier(
         backbone=model.backbone, num_classes=len(label_names), views=tuple(views), view_fusion=model.view_fusion,
         input_type=model.input_type, num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims,
-        activation_checkpointing=model.activation_checkpointing,
+        activation_checkpointing=model.activation_checkpointing, pretrained=model.pretrained,
         pretrained_path=model.pretrained_path if load_pretrained else None,
-        dropout=model.dropout,
+        dropout=model.dropout, load_pretrained=load_pretrained,
     )  # fmt: skip
 
 

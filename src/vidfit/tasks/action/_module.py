@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 import torch
@@ -10,13 +11,14 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidfit.config import Config, config_from_dict
-from vidfit.data import IGNORE_LABEL
+from vidfit.data import IGNORE_LABEL, VideoBatch, augment_clips
 from vidfit.infer import ChunkedPredictor
 from vidfit.memory import Precision, memory_advice
 from vidfit.models import backbone_constraints
+from vidfit.tasks.action._config import ActionDataConfig
 from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
 from vidfit.tasks.action._model import build_model, chunked_predictor
-from vidfit.train import Batch, GuardedModule, OomGuard, broadcast_buffers
+from vidfit.train import GuardedModule, OomGuard, broadcast_buffers
 
 
 class VideoClassificationModule(GuardedModule):
@@ -51,6 +53,7 @@ class VideoClassificationModule(GuardedModule):
         # Evaluation keeps a result per chunk instead of running metrics: under DDP the results of every rank are
         # gathered and the chunks DistributedSampler repeats to even out the shards are counted once.
         self._chunk_results: list[ChunkResult] = []
+        self._augment_generator: torch.Generator | None = None
         self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad], advice=self._memory_advice())
 
     def _memory_advice(self) -> str:
@@ -58,21 +61,36 @@ class VideoClassificationModule(GuardedModule):
         resizable = model.input_type == "kpt" or backbone_constraints(model.backbone).exact_shape is None
         return memory_advice(
             num_frames=data.num_frames if resizable else None,
-            image_size=data.image_size if resizable else None,
+            image_size=data.image_size if resizable and isinstance(data.image_size, tuple) else None,
             precision=self.config.trainer.precision,
             activation_checkpointing=model.activation_checkpointing,
         )
 
-    def forward(self, batch: Batch) -> Any:
-        return self.model(
-            batch.get("video"), keypoints=batch.get("keypoints"), keypoint_mask=batch.get("keypoint_mask")
-        )
+    def on_after_batch_transfer(self, batch: VideoBatch, dataloader_idx: int) -> VideoBatch:
+        """Augments training clips where they arrived (the GPU), as uint8; evaluation is never augmented."""
+        data = cast(ActionDataConfig, self.config.data)
+        augment = data.augment
+        if not augment.enabled or batch.video is None or self._trainer is None or not self.trainer.training:
+            return batch
+        if self._augment_generator is None:
+            # Drawn on the CPU (no device sync), differently on each rank, repeatably from the run's seed.
+            seed = self.config.experiment.seed * 1000 + self.global_rank
+            self._augment_generator = torch.Generator().manual_seed(seed)
+        result = augment_clips(
+            batch.video, batch.keypoints, config=augment,
+            keypoint_units=data.keypoint_units, generator=self._augment_generator,
+        )  # fmt: skip
+        keypoints = batch.keypoints if result.keypoints is None else result.keypoints
+        return dataclasses.replace(batch, video=result.video, keypoints=keypoints)
 
-    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        size, counts = len(batch["label"]), _label_counts(batch)
+    def forward(self, batch: VideoBatch) -> Any:
+        return self.model(batch.video, keypoints=batch.keypoints, keypoint_mask=batch.keypoint_mask)
+
+    def training_step(self, batch: VideoBatch, batch_index: int) -> torch.Tensor:
+        size, counts = len(batch), _label_counts(batch)
         accumulate = self.config.train.accumulate_grad_batches
 
-        def compute(part: Batch) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        def compute(part: VideoBatch) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
             output = self(part)
             loss = self._loss(output.logits, output.frame_logits, part, counts=counts) / accumulate
             return loss, (output.logits.detach(), output.frame_logits.detach())
@@ -80,28 +98,28 @@ class VideoClassificationModule(GuardedModule):
         result = self.guarded_step(batch, batch_index, batch_size=size, compute=compute)
         logits = torch.cat([logits for logits, _ in result.outputs])
         frame_logits = torch.cat([frames for _, frames in result.outputs]).flatten(0, 1)
-        cast(Metric, self.metrics["train_acc"]).update(logits, batch["label"])
-        cast(Metric, self.metrics["train_frame_acc"]).update(frame_logits, batch["frame_labels"].flatten())
+        cast(Metric, self.metrics["train_acc"]).update(logits, batch.label)
+        cast(Metric, self.metrics["train_frame_acc"]).update(frame_logits, batch.frame_labels.flatten())
         self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
         return result.loss
 
-    def validation_step(self, batch: Batch, batch_index: int) -> None:
+    def validation_step(self, batch: VideoBatch, batch_index: int) -> None:
         self._evaluate(batch)
 
-    def test_step(self, batch: Batch, batch_index: int) -> None:
+    def test_step(self, batch: VideoBatch, batch_index: int) -> None:
         self._evaluate(batch)
 
-    def _evaluate(self, batch: Batch) -> None:
+    def _evaluate(self, batch: VideoBatch) -> None:
         logits, frame_logits = self._chunked_forward(batch)
-        for index, meta in enumerate(batch["meta"]):
+        for index, meta in enumerate(batch.meta):
             one = slice(index, index + 1)
-            chunk = {"label": batch["label"][one], "frame_labels": batch["frame_labels"][one]}
+            chunk = VideoBatch(label=batch.label[one], frame_labels=batch.frame_labels[one])
             self._chunk_results.append(
                 ChunkResult(
                     video_id=meta["video_id"], chunk_index=int(meta["chunk_index"]),
                     loss=float(self._loss(logits[one], frame_logits[one], chunk)),
-                    label=int(batch["label"][index]), predicted_label=int(logits[index].argmax()),
-                    frame_labels=batch["frame_labels"][index].cpu(),
+                    label=int(batch.label[index]), predicted_label=int(logits[index].argmax()),
+                    frame_labels=batch.frame_labels[index].cpu(),
                     predicted_frame_labels=frame_logits[index].argmax(dim=-1).cpu(),
                 )
             )  # fmt: skip
@@ -133,19 +151,19 @@ class VideoClassificationModule(GuardedModule):
         """The model behind a `ChunkedPredictor` with the config's `train.chunk_*` and `video_batch_size`."""
         return chunked_predictor(self.model, self.config, device=device, precision=precision)
 
-    def _chunked_forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _chunked_forward(self, batch: VideoBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples longer than `train.chunk_infer_size` go through `ChunkedPredictor`; others in one pass."""
         settings = self.config.train
-        num_frames = int(batch["frame_labels"].shape[1])
-        if settings.chunk_infer_size == -1 or num_frames <= settings.chunk_infer_size or "video" not in batch:
+        num_frames, video = batch.num_frames, batch.video
+        if settings.chunk_infer_size == -1 or num_frames <= settings.chunk_infer_size or video is None:
             output = self(batch)
             return output.logits, output.frame_logits
         predictor = self.chunked_predictor(device=self.device)
         logits, frames = [], []
-        for index in range(len(batch["label"])):
-            keypoints, mask = batch.get("keypoints"), batch.get("keypoint_mask")
+        keypoints, mask = batch.keypoints, batch.keypoint_mask
+        for index in range(len(batch)):
             prediction = predictor.predict_tensor(
-                batch["video"][index],
+                video[index],
                 keypoints=None if keypoints is None else keypoints[index],
                 keypoint_mask=None if mask is None else mask[index],
             )
@@ -159,7 +177,7 @@ class VideoClassificationModule(GuardedModule):
         self,
         logits: torch.Tensor,
         frame_logits: torch.Tensor,
-        batch: Batch,
+        batch: VideoBatch,
         *,
         counts: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
@@ -168,7 +186,7 @@ class VideoClassificationModule(GuardedModule):
         `counts` are the whole batch's (clips, frames) labelled counts when `batch` is one of its
         micro-batches, so that the micro-batch losses add up to the batch's loss exactly.
         """
-        labels, frame_labels = batch["label"], batch["frame_labels"].flatten()
+        labels, frame_labels = batch.label, batch.frame_labels.flatten()
         clip_count, frame_count = counts if counts is not None else _label_counts(batch)
         clip = self.clip_loss(logits.float(), labels) / clip_count
         frames = self.frame_loss(frame_logits.flatten(0, 1).float(), frame_labels) / frame_count
@@ -188,8 +206,6 @@ class VideoClassificationModule(GuardedModule):
         super().on_validation_epoch_end()
 
 
-def _label_counts(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def _label_counts(batch: VideoBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Labelled clips and frames of a batch, at least 1 each (a batch without labels has a zero loss, not NaN)."""
-    return (batch["label"] != IGNORE_LABEL).sum().clamp(min=1), (batch["frame_labels"] != IGNORE_LABEL).sum().clamp(
-        min=1
-    )
+    return (batch.label != IGNORE_LABEL).sum().clamp(min=1), (batch.frame_labels != IGNORE_LABEL).sum().clamp(min=1)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidfit.config import Config
-from vidfit.data import Manifest, load_manifest
+from vidfit.data import Manifest, VideoBatch, decode_size, load_manifest
 from vidfit.io import VideoDecodeError, probe
 from vidfit.memory import Precision, estimate_step_memory, free_memory, measure_step, memory_advice
 from vidfit.models import ClassifierOutput, backbone_constraints, build_classifier
@@ -50,7 +50,7 @@ def plan_inputs(config: Config, *, views: tuple[str, ...] | None, num_classes: i
     needs = [
         *(["the number of classes (its labels)"] if num_classes is None else []),
         *(["the views (data.views is unset)"] if views is None and not data.views else []),
-        *(["the native frame size (data.image_size is unset)"] if data.image_size is None else []),
+        *(["the native frame size (data.image_size is unset or a short side)"] if not _pair(data.image_size) else []),
     ]
     manifest = _load_manifest(data.manifest, needs) if needs else None
     if views is None:
@@ -59,11 +59,17 @@ def plan_inputs(config: Config, *, views: tuple[str, ...] | None, num_classes: i
         num_classes = len(manifest.labels) if manifest is not None else 0
         if num_classes < 1:
             raise ValueError(f"the manifest {data.manifest!r} (data.manifest) lists no labels to plan the classes of")
-    if data.image_size is not None:
+    if isinstance(data.image_size, tuple):
         image_size, source = (data.image_size[0], data.image_size[1]), "data.image_size"
     else:
-        image_size, source = _native_size(manifest, config)
+        (height, width), source = _native_size(manifest, config)
+        image_size = decode_size(data.image_size, height=height, width=width) or (height, width)
+        source += " (data.image_size is unset)" if data.image_size is None else f", short side {data.image_size}"
     return PlanInputs(views=views, num_classes=num_classes, image_size=image_size, image_size_source=source)
+
+
+def _pair(image_size: int | tuple[int, int] | None) -> bool:
+    return isinstance(image_size, tuple)
 
 
 def _load_manifest(path: str, needs: list[str]) -> Manifest:
@@ -97,9 +103,7 @@ def _native_size(manifest: Manifest | None, config: Config) -> tuple[tuple[int, 
         meta = probe(video.views[view])
     except (OSError, VideoDecodeError) as error:
         raise ValueError(f"cannot read the frame size of {video.views[view]} ({error}); set data.image_size") from error
-    return (meta.height, meta.width), (
-        f"the native size of the first training video, {video.views[view]} (data.image_size is unset)"
-    )
+    return (meta.height, meta.width), (f"the native size of the first training video, {video.views[view]}")
 
 
 class PlanStep:
@@ -181,21 +185,29 @@ class PlanStep:
             dropout=spec.dropout,
         )
 
-    def _inputs(self, num_frames: int, batch_size: int) -> Callable[[], dict[str, torch.Tensor]]:
-        spec, (height, width) = self.config.model, self.inputs.image_size
-        num_views = len(self.inputs.views)
+    def _inputs(self, num_frames: int, batch_size: int) -> Callable[[], dict[str, torch.Tensor | None]]:
+        """The model's inputs from a batch of random clips of the shapes training loads."""
 
-        def make() -> dict[str, torch.Tensor]:
-            inputs = {}
-            if spec.input_type != "kpt":
-                shape = (batch_size, num_views, 3, num_frames, height, width)
-                inputs["video"] = torch.randint(0, 256, shape, dtype=torch.uint8)
-            if spec.input_type != "rgb":
-                kpt_shape = (batch_size, num_views, num_frames, spec.num_keypoints, spec.keypoint_dims)
-                inputs["keypoints"] = torch.rand(kpt_shape)
-            return inputs
+        def make() -> dict[str, torch.Tensor | None]:
+            batch = self._batch(num_frames, batch_size)
+            return {"video": batch.video, "keypoints": batch.keypoints, "keypoint_mask": batch.keypoint_mask}
 
         return make
+
+    def _batch(self, num_frames: int, batch_size: int) -> VideoBatch:
+        """Random clips with the labels `_loss` scores them against, on the current default device."""
+        spec, (height, width) = self.config.model, self.inputs.image_size
+        num_views = len(self.inputs.views)
+        labels = torch.arange(batch_size) % self.inputs.num_classes
+        video = keypoints = mask = None
+        if spec.input_type != "kpt":
+            shape = (batch_size, num_views, 3, num_frames, height, width)
+            video = torch.randint(0, 256, shape, dtype=torch.uint8)
+        if spec.input_type != "rgb":
+            keypoints = torch.rand(batch_size, num_views, num_frames, spec.num_keypoints, spec.keypoint_dims)
+            mask = torch.ones(batch_size, num_views, num_frames, dtype=torch.bool)
+        frame_labels = labels[:, None].expand(batch_size, num_frames)
+        return VideoBatch(label=labels, frame_labels=frame_labels, video=video, keypoints=keypoints, keypoint_mask=mask)
 
     def _loss(self, output: ClassifierOutput) -> torch.Tensor:
         """Clip plus weighted per-frame cross-entropy, as `VideoClassificationModule` trains."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from vidfit.data import (
     IGNORE_LABEL,
     Timeline,
     VideoDatasetConfig,
+    decode_size,
     frame_labels,
     frame_midpoints,
     load_video_keypoints,
@@ -24,10 +25,12 @@ from vidfit.data import (
 from vidfit.infer import (
     CheckpointState,
     ChunkedPredictor,
+    DetectionMAP,
     Ranks,
     VideoFile,
     VideoPrediction,
     broadcast_from_rank_zero,
+    detection_map,
     expand_inputs,
     first_duplicate,
     frame_accuracy,
@@ -39,6 +42,7 @@ from vidfit.infer import (
     write_frame_csv,
     write_predictions_json,
 )
+from vidfit.infer._results import Segment as TimedSegment
 from vidfit.io import VideoReader
 from vidfit.models import VideoClassifier
 from vidfit.tasks.action._model import build_model, chunked_predictor
@@ -58,6 +62,7 @@ class PredictResult:
         csv_path: One row per frame.
         frame_accuracy: Over every labelled frame, when the inputs carry timelines.
         segment_f1: Mean segment F1 (IoU 0.5) over the videos whose timelines label some frame.
+        detection: ActivityNet-style mAP of the predicted segments at tIoU 0.3:0.1:0.7, over the same videos.
     """
 
     predictions: dict[str, VideoPrediction]
@@ -66,19 +71,24 @@ class PredictResult:
     csv_path: Path
     frame_accuracy: float | None
     segment_f1: float | None
+    detection: DetectionMAP | None = None
 
     def report_lines(self) -> list[str]:
         """What the command line prints of the run (failures apart)."""
         lines = [f"{len(self.predictions)} videos -> {self.json_path}, {self.csv_path}"]
         if self.frame_accuracy is not None:
             lines.append(f"frame accuracy {self.frame_accuracy:.3f}, segment F1@0.5 {self.segment_f1:.3f}")
+        if self.detection is not None:
+            found = self.detection
+            at = ", ".join(f"{t:.1f}: {m:.3f}" for t, m in zip(found.tiou_thresholds, found.map_per_tiou, strict=True))
+            lines.append(f"detection mAP {found.average_map:.3f} (at tIoU {at})")
         return lines
 
 
 @dataclass(frozen=True)
 class _Job:
     video_id: str
-    views: dict[str, Path]
+    views: Mapping[str, Path | str]
     timeline: Timeline | None = None
     keypoints: dict[str, Path] = field(default_factory=dict)
     streams: dict[str, int] = field(default_factory=dict)
@@ -122,12 +132,14 @@ def predict(
         share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
         mine = _predict_jobs(predictor, jobs=share, views=views, config=config, progress=shown)
         parts = gather_to_rank_zero(mine)
-        predictions, summary = mine[0], _Summary({}, None, None)
+        predictions, summary = mine[0], _Summary({}, None, None, None)
         if parts is not None:
             predictions, summary = _write_results(parts, jobs=jobs, paths=paths, labels=labels)
         # The other ranks return once rank 0 has written the files, with its failures and scores.
         summary = broadcast_from_rank_zero(summary)
-    return PredictResult(predictions, {**failures, **summary.failures}, *paths, summary.accuracy, summary.f1)
+    return PredictResult(
+        predictions, {**failures, **summary.failures}, *paths, summary.accuracy, summary.f1, summary.detection
+    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,7 @@ class _Summary:
     failures: dict[str, str]
     accuracy: float | None
     f1: float | None
+    detection: DetectionMAP | None
 
 
 def _write_results(
@@ -212,9 +225,11 @@ def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], co
                     "give a manifest whose videos list their keypoints"
                 )
             keypoints, mask = load_video_keypoints(job.video_id, job.keypoints, views=views, view_frames=view_frames)
+        # Frames as evaluation samples them: every data.frame_stride-th, at data.image_size.
+        meta = readers[0].metadata
         return predictor.predict_readers(
-            readers, size=config.data.image_size, view_frames=view_frames,
-            keypoints=keypoints, keypoint_mask=mask,
+            readers, size=decode_size(config.data.image_size, height=meta.height, width=meta.width),
+            view_frames=view_frames, keypoints=keypoints, keypoint_mask=mask, frame_stride=config.data.frame_stride,
         )  # fmt: skip
 
 
@@ -233,27 +248,40 @@ def _match_views(video_id: str, readers: list[VideoReader]) -> np.ndarray:
 
 def _scores(
     predictions: dict[str, VideoPrediction], jobs: list[_Job], labels: tuple[str, ...]
-) -> tuple[float | None, float | None]:
-    """Frame accuracy over all labelled frames, and mean segment F1 of the predicted videos with labelled frames.
+) -> tuple[float | None, float | None, DetectionMAP | None]:
+    """Frame accuracy over all labelled frames, mean segment F1 and detection mAP of the videos with labelled frames.
 
     A timeline that labels no frame of its video has nothing to detect: it is left out of the mean
     rather than counted as 0 (or 1).
     """
-    scores = [
-        score
+    scores = {
+        job.video_id: score
         for job in jobs
         if job.timeline is not None and job.video_id in predictions
         for score in [_score(predictions[job.video_id], job.timeline, labels)]
         if score is not None
-    ]
+    }
     if not scores:
-        return None, None
-    correct, counted = sum(accuracy * count for accuracy, count, _ in scores), sum(count for _, count, _ in scores)
-    return correct / counted, float(np.mean([f1 for _, _, f1 in scores]))
+        return None, None, None
+    values = scores.values()
+    correct, counted = sum(s.accuracy * s.num_labelled for s in values), sum(s.num_labelled for s in values)
+    detection = detection_map(
+        {video_id: predictions[video_id].segments() for video_id in scores},
+        {video_id: score.true_segments for video_id, score in scores.items()},
+    )
+    return correct / counted, float(np.mean([s.f1 for s in values])), detection
 
 
-def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, ...]) -> tuple[float, int, float] | None:
-    """Frame accuracy, labelled frame count and segment F1 of one video against its timeline; None without labels."""
+@dataclass(frozen=True)
+class _VideoScore:
+    accuracy: float
+    num_labelled: int
+    f1: float
+    true_segments: list[TimedSegment]
+
+
+def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, ...]) -> _VideoScore | None:
+    """Frame accuracy, labelled frame count, segment F1 and true segments of one video; None without labels."""
     pts = prediction.pts_seconds
     assert pts is not None  # predict_readers gives every frame's time, from the first frame as timelines count
     truth = torch.from_numpy(
@@ -263,7 +291,8 @@ def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, .
     if labelled == 0:
         return None
     accuracy = frame_accuracy(prediction.frame_labels, truth)
-    return accuracy, labelled, segment_f1(prediction.segments(), frames_to_segments(truth, pts_seconds=pts))
+    true_segments = frames_to_segments(truth, pts_seconds=pts)
+    return _VideoScore(accuracy, labelled, segment_f1(prediction.segments(), true_segments), true_segments)
 
 
 def _collect_jobs(

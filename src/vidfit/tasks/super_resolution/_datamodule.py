@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from typing import Any
@@ -10,15 +11,14 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from vidfit.config import Config
-from vidfit.data import load_manifest
 from vidfit.tasks.super_resolution._module import (
     SuperResolutionModule,
     check_sr_checkpoint,
     load_sr_module,
     load_teacher,
 )
-from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset
-from vidfit.train import require_split, sharded_loader
+from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset, collate_patches
+from vidfit.train import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 
 
 class SuperResolutionDataModule(L.LightningDataModule):
@@ -31,7 +31,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
-        manifest = load_manifest(config.data.manifest)
+        manifest = load_training_manifest(config.data)
         self._split_counts = Counter(video.split for video in manifest.videos)
         self._datasets: dict[str, SRPatchDataset] = {}
 
@@ -53,7 +53,19 @@ class SuperResolutionDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: SRPatchDataset, *, train: bool) -> DataLoader[Any]:
         batch_size = int(self.config.data.batch_size)
-        return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
+        return sharded_loader(
+            dataset, self.config, self.trainer, batch_size=batch_size, train=train, collate_fn=collate_patches
+        )
+
+    def check(self, stage: str) -> None:
+        """Builds the datasets `stage` reads (``fit``: train and val), raising once with every problem found."""
+        keys = STAGE_SPLITS[stage]
+        check_splits(
+            [
+                functools.partial(self._dataset, getattr(self.config.data, key), train=key == "train_split")
+                for key in keys
+            ]
+        )
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader(self._dataset(self.config.data.train_split, train=True), train=True)

@@ -15,7 +15,8 @@ from vidfit.config import Config, ConfigError, config_from_dict
 from vidfit.infer import CheckpointState, read_checkpoint
 from vidfit.models import ESPCN
 from vidfit.tasks.super_resolution._model import build_sr_model
-from vidfit.train import Batch, GuardedModule, OomGuard
+from vidfit.tasks.super_resolution._patches import PatchBatch
+from vidfit.train import GuardedModule, OomGuard
 
 # ITU-R BT.601 luma of RGB in [0, 1], studio swing (16 to 235 of 255): the Y channel SR papers score on.
 _LUMA_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
@@ -135,36 +136,36 @@ class SuperResolutionModule(GuardedModule):
             self.teacher.to(self.device)
         super().on_fit_start()
 
-    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        size, accumulate = len(batch["hr"]), self.config.train.accumulate_grad_batches
+    def training_step(self, batch: PatchBatch, batch_index: int) -> torch.Tensor:
+        size, accumulate = len(batch), self.config.train.accumulate_grad_batches
 
-        def compute(part: Batch) -> tuple[torch.Tensor, None]:
+        def compute(part: PatchBatch) -> tuple[torch.Tensor, None]:
             # Each micro-batch's mean is weighted by its share, so the parts add up to the batch's mean.
-            return self._loss(part) * (len(part["hr"]) / size / accumulate), None
+            return self._loss(part) * (len(part) / size / accumulate), None
 
         result = self.guarded_step(batch, batch_index, batch_size=size, compute=compute)
         self.log("train/loss", result.loss * accumulate, prog_bar=True, batch_size=size)
         return result.loss
 
-    def _loss(self, batch: Batch) -> torch.Tensor:
-        prediction = self.model(batch["lr"]).float()
-        target = batch["hr"].float() / 255
+    def _loss(self, batch: PatchBatch) -> torch.Tensor:
+        prediction = self.model(batch.lr).float()
+        target = batch.hr.float() / 255
         if self.teacher is None:
             return F.mse_loss(prediction, target)
         with torch.no_grad():
-            taught = self.teacher(batch["lr"]).float().clamp(0, 1)
+            taught = self.teacher(batch.lr).float().clamp(0, 1)
         return distillation_loss(prediction, target, taught, weight=self.config.train.distill_weight)
 
-    def validation_step(self, batch: Batch, batch_index: int) -> None:
+    def validation_step(self, batch: PatchBatch, batch_index: int) -> None:
         self._evaluate("val", batch)
 
-    def test_step(self, batch: Batch, batch_index: int) -> None:
+    def test_step(self, batch: PatchBatch, batch_index: int) -> None:
         self._evaluate("test", batch)
 
-    def _evaluate(self, stage: str, batch: Batch) -> None:
-        prediction = self.model(batch["lr"]).float()
-        target = batch["hr"].float() / 255
-        centre = batch["lr"][:, self.model.num_frames // 2].float() / 255
+    def _evaluate(self, stage: str, batch: PatchBatch) -> None:
+        prediction = self.model(batch.lr).float()
+        target = batch.hr.float() / 255
+        centre = batch.lr[:, self.model.num_frames // 2].float() / 255
         bicubic = F.interpolate(centre, scale_factor=self.model.scale, mode="bicubic", align_corners=False)
         size = len(target)
         self.log(f"{stage}/loss", F.mse_loss(prediction, target), prog_bar=True, batch_size=size)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vidfit.data import TensorBatch
 from vidfit.data._chunks import build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import load_manifest
@@ -84,6 +86,45 @@ class SRPatchConfig:
             object.__setattr__(self, "views", tuple(self.views))
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(self.image_size))
+
+
+@dataclass(frozen=True)
+class PatchBatch(TensorBatch):
+    """Low-resolution inputs and the high-resolution patches they should upscale to, as `collate_patches` stacks them.
+
+    `B` samples of `T` frames, upscaled `s` times.
+    """
+
+    lr: torch.Tensor
+    """uint8 (B, T, 3, h, w): the bicubic-downsampled patches of `T` consecutive frames."""
+    hr: torch.Tensor
+    """uint8 (B, 3, h * s, w * s): the centre frame's patch."""
+    meta: list[dict[str, Any]] = field(default_factory=list)
+    """One dict per sample (video_id, view, frame_index, top, left), or empty; stays on the host."""
+
+    def __post_init__(self) -> None:
+        if self.lr.ndim != 5 or self.lr.shape[2] != 3 or self.hr.ndim != 4 or self.hr.shape[:2] != (len(self.lr), 3):
+            raise ValueError(
+                f"lr must be (B, T, 3, h, w) and hr (B, 3, H, W), got {tuple(self.lr.shape)} and {tuple(self.hr.shape)}"
+            )
+        height, width = self.lr.shape[-2:]
+        scale = self.hr.shape[-2] // height
+        if scale < 1 or tuple(self.hr.shape[-2:]) != (height * scale, width * scale):
+            raise ValueError(f"hr patches of {tuple(self.hr.shape[-2:])} are not lr's {(height, width)} upscaled")
+        if self.meta and len(self.meta) != len(self.lr):
+            raise ValueError(f"meta holds {len(self.meta)} entries for {len(self.lr)} samples")
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+
+def collate_patches(samples: Sequence[dict[str, Any]]) -> PatchBatch:
+    """Stacks `SRPatchDataset` samples into a `PatchBatch`; ``meta`` stays a list of dicts."""
+    return PatchBatch(
+        lr=torch.stack([sample["lr"] for sample in samples]),
+        hr=torch.stack([sample["hr"] for sample in samples]),
+        meta=[sample["meta"] for sample in samples],
+    )
 
 
 def downsample_bicubic(frames: torch.Tensor, *, scale: int) -> torch.Tensor:

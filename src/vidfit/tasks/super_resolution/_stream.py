@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from vidfit.infer._device import autocast, check_precision, resolve_device
 from vidfit.io import Chunk, VideoReader, VideoWriter
-from vidfit.memory import Precision, free_memory, is_oom
+from vidfit.memory import Precision, retry_on_oom
 
 # Frames decoded at a time by default: memory is O(chunk), and longer chunks barely speed the model up.
 DEFAULT_SR_CHUNK_FRAMES = 32
@@ -132,24 +133,29 @@ class _Runner:
         frames = padded.to(self.device, non_blocking=True)
         outputs, start, count = [], 0, len(frames) - span + 1
         while start < count:
-            stop = min(start + self.batch_size, count)
-            windows = frames[start : stop + span - 1].unfold(0, span, 1).permute(0, 4, 1, 2, 3)
-            upscaled = self._forward(windows)
-            if upscaled is None:
-                # Past the except block the traceback, and the activations its frames hold, are gone.
-                free_memory()
-                self.batch_size //= 2
-                continue
-            outputs.append(upscaled.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu())
-            start = stop
+            # A smaller batch is kept for the rest of the video: memory use rarely shrinks.
+            upscale = functools.partial(self._upscale, frames, start=start, count=count)
+            outcome = retry_on_oom(upscale, self.batch_size, shrink=_halve, advice=_one_frame_advice)
+            self.batch_size = outcome.setting
+            outputs.append(outcome.result.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu())
+            start += len(outcome.result)
         return torch.cat(outputs)
 
-    def _forward(self, windows: torch.Tensor) -> torch.Tensor | None:
-        """The model's output, or None after an out-of-memory error that a smaller batch may avoid."""
-        try:
-            with autocast(self.device, self.precision):
-                return self.model(windows)
-        except RuntimeError as error:
-            if not is_oom(error) or self.batch_size == 1:
-                raise
-            return None
+    def _upscale(self, frames: torch.Tensor, batch_size: int, *, start: int, count: int) -> torch.Tensor:
+        """The model's output for up to `batch_size` windows from the one centred on frame `start` + radius."""
+        span = self.model.num_frames
+        stop = min(start + batch_size, count)
+        windows = frames[start : stop + span - 1].unfold(0, span, 1).permute(0, 4, 1, 2, 3)
+        with autocast(self.device, self.precision):
+            return self.model(windows)
+
+
+def _halve(batch_size: int) -> int | None:
+    return batch_size // 2 if batch_size > 1 else None
+
+
+def _one_frame_advice(batch_size: int) -> str:
+    return (
+        "out of memory upscaling one frame at a time (batch_size=1): lower chunk_num_frames or the frame size, "
+        "or use precision '16-mixed' or 'bf16-mixed'"
+    )

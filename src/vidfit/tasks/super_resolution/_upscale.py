@@ -101,7 +101,7 @@ def _upscale_targets(
         if isinstance(video, VideoFile):
             named.append((video.path, f"{video.path.stem}.mp4"))
         else:
-            named += [(path, f"{video.id}/{view}.mp4") for view, path in video.views.items()]
+            named += [(Path(path), f"{video.id}/{view}.mp4") for view, path in video.views.items()]
     folder = Path(out) if out is not None else None
     if folder is not None and folder.suffix.lower() in VIDEO_SUFFIXES:
         if len(named) != 1:
