@@ -20,7 +20,9 @@ def _config(tmp_path: Path, manifest: Path | str) -> Path:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
         sections.setdefault(section, {})[name] = value
-    path.write_text("\n".join(f"{s}:\n" + "".join(f"  {k}: {v}\n" for k, v in keys.items()) for s, keys in sections.items()))
+    path.write_text(
+        "\n".join(f"{s}:\n" + "".join(f"  {k}: {v}\n" for k, v in keys.items()) for s, keys in sections.items())
+    )
     return path
 
 
@@ -70,7 +72,14 @@ def test_every_bad_checkpoint_is_one_error_line(
     config = _config(tmp_path, tiny_manifest)
     for kind, checkpoint in _bad_checkpoints(tmp_path, tiny_checkpoint).items():
         if command == "predict":
-            arguments = ["predict", "--checkpoint", str(checkpoint), str(tiny_manifest), "--out", str(tmp_path / "p.json")]
+            arguments = [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                str(tiny_manifest),
+                "--out",
+                str(tmp_path / "p.json"),
+            ]
         else:
             arguments = [command, "--config", str(config), "--checkpoint", str(checkpoint)]
         code = main(arguments)

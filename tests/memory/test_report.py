@@ -132,3 +132,11 @@ def test_cuda_report_and_peak() -> None:
     assert report.device_total_bytes is not None and report.device_free_bytes is not None
     assert report.device_used_bytes == report.device_total_bytes - report.device_free_bytes
     assert "PyTorch peak" in report.box()
+
+
+def test_print_memory_stats_prints_the_box_and_returns_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidfit.memory import print_memory_stats
+
+    report = print_memory_stats("cpu")
+    printed = capsys.readouterr().out
+    assert printed.strip() == report.box() and "Process RSS:" in printed and report.device == "cpu"

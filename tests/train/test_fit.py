@@ -43,7 +43,8 @@ def test_monitors_log_their_figures(tiny_manifest: Path, tmp_path: Path, caplog:
     box = next(record.getMessage() for record in caplog.records if "Memory use" in record.getMessage())
     assert box.startswith("╔") and box.endswith("╝") and "Process RSS:" in box
     columns = set(next(csv.DictReader((result.run_dir / "metrics.csv").open())).keys())
-    assert {"memory/process_rss_gib", "perf/clips_per_second", "perf/data_fraction"} <= columns
+    perf = {"perf/clips_per_second", "perf/data_fraction", "perf/data_time", "perf/batch_time"}
+    assert {"memory/process_rss_gib", *perf} <= columns
     with pytest.raises(ValueError, match="every_n_steps=0"):
         MemoryMonitor(every_n_steps=0)
 
@@ -187,6 +188,8 @@ def test_throughput_warning_names_the_fixes_that_apply_and_leaves_out_validation
     monkeypatch.setattr(_callbacks, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     monitor = ThroughputReport(num_workers=0, decode_backend="pyav", every_n_steps=2, warmup_steps=0)
     trainer, module, batch = L.Trainer(logger=False), L.LightningModule(), {"video": torch.zeros(2, 1)}
+    logged: list[dict[str, float]] = []
+    module.log_dict = lambda figures, **_: logged.append(figures)  # type: ignore[method-assign]
 
     def step(data_seconds: float) -> None:
         clock[0] += data_seconds
@@ -207,6 +210,8 @@ def test_throughput_warning_names_the_fixes_that_apply_and_leaves_out_validation
         step(0.5)
         step(0.5)
     assert "nvdec" not in str(next(w for w in slow if "waiting for data" in str(w.message)).message)
+    # Seconds a step over the last window: 0.5 s waiting for data, 0.6 s in all.
+    assert logged[-1]["perf/data_time"] == pytest.approx(0.5) and logged[-1]["perf/batch_time"] == pytest.approx(0.6)
 
 
 class _LayoutProbe(L.Callback):

@@ -9,7 +9,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 import yaml
@@ -22,15 +22,22 @@ from vidfit.config._tasks import TaskSpec, get_task, task_names
 from vidfit.io import write_text_atomic
 from vidfit.memory import cuda_mixed_precision
 
+_Model = TypeVar("_Model")
+_Data = TypeVar("_Data", bound=DataConfig)
+_Train = TypeVar("_Train", bound=TrainConfig)
+
 
 @dataclass
-class Config:
-    """A whole run, section by section; `model` (and extra keys of `data` and `train`) are the task's."""
+class Config(Generic[_Model, _Data, _Train]):
+    """A whole run, section by section; `model` (and extra keys of `data` and `train`) are the task's.
+
+    A task names its own: ``Config[ActionModelConfig, DataConfig, ActionTrainConfig]``.
+    """
 
     experiment: ExperimentConfig
-    model: Any
-    data: DataConfig
-    train: TrainConfig
+    model: _Model
+    data: _Data
+    train: _Train
     trainer: TrainerConfig
 
     @property

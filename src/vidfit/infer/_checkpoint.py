@@ -67,4 +67,5 @@ def read_checkpoint(path: str | os.PathLike[str], *, weights: bool = True, key: 
     if not isinstance(hyper, dict) or not isinstance(hyper.get("config"), dict):
         raise ConfigError(f"{key}={str(path)!r}: not a vidfit checkpoint (no hyper_parameters.config)")
     found = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
-    return CheckpointState(file, dict(hyper), found if weights else {}, int(state.get("global_step", 0)))
+    step = state.get("global_step") or 0
+    return CheckpointState(file, dict(hyper), found if weights else {}, int(step))  # type: ignore[arg-type]

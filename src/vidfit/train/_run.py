@@ -118,15 +118,16 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
     data.check("fit")
     run_dir = _resumed_run(resume.path) if resume is not None else None
     run_dir = run_dir or claim_run_dir(config.experiment.output_dir, config.experiment.name)
-    where = {"save_dir": config.experiment.output_dir, "name": config.experiment.name, "version": run_dir.name}
-    tensorboard = TensorBoardLogger(**where)
-    csv = ResumableCSVLogger(**where, resume_step=resume.global_step if resume is not None else None)
+    where: dict[str, Any] = {"name": config.experiment.name, "version": run_dir.name}
+    tensorboard = TensorBoardLogger(config.experiment.output_dir, **where)
+    step = resume.global_step if resume is not None else None
+    csv = ResumableCSVLogger(config.experiment.output_dir, **where, resume_step=step)
     trainer = _trainer(config, run_dir=run_dir, loggers=[tensorboard, csv])
     with warnings.catch_warnings():
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        fit_once = lambda: trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)  # noqa: E731
-        _interruptible(fit_once)
+        checkpoint = resume.path if resume is not None else None
+        _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True))
     best, last = (callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint))
     if resume is not None and last.best_model_path:
         _retire_interrupt_checkpoint(resume.path, last=Path(last.best_model_path))
@@ -197,7 +198,7 @@ def _evaluate(config: Config, checkpoint: str | os.PathLike[str], stage: str) ->
 
 def _data_and_module(
     config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
-) -> tuple[L.LightningDataModule, L.LightningModule]:
-    """The task's data module and module: new (`checkpoint` checked when resuming), or loaded from `checkpoint`."""
+) -> tuple[Any, L.LightningModule]:
+    """The task's data module (with ``check(stage)``) and module: new, resumed (checked) or loaded from `checkpoint`."""
     data, module = config.task.data_and_module(config, checkpoint=checkpoint, load=load)
     return data, module

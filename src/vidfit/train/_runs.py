@@ -105,8 +105,8 @@ def _step(row: dict[str, str]) -> int:
 class ResumableCSVLogger(CSVLogger):
     """`CSVLogger` that appends to the run's ``metrics.csv`` when resuming from step `resume_step`."""
 
-    def __init__(self, *args: object, resume_step: int | None, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, save_dir: str, *, name: str, version: str, resume_step: int | None) -> None:
+        super().__init__(save_dir, name=name, version=version)
         self._resume_step = resume_step
 
     @property
@@ -114,7 +114,7 @@ class ResumableCSVLogger(CSVLogger):
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             if self._resume_step is None:
-                return super().experiment  # type: ignore[return-value]
+                return super().experiment
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(self.log_dir, keep_until_step=self._resume_step)
         return self._experiment  # type: ignore[return-value]

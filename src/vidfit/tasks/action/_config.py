@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from vidfit.config import DataConfig, TrainConfig
+from vidfit.config import Config, DataConfig, TrainConfig
 from vidfit.data import AugmentConfig
 from vidfit.data._augment import KeypointUnits
 from vidfit.models import BACKBONE_ALIASES, BACKBONES, backbone_constraints, classifier_problems
-
-if TYPE_CHECKING:
-    from vidfit.config import Config
 
 
 @dataclass
@@ -58,10 +55,13 @@ class ActionTrainConfig(TrainConfig):
     label_smoothing: float = 0.0
 
 
+# The config of an action run, typed by its sections.
+ActionConfig = Config[ActionModelConfig, DataConfig, ActionTrainConfig]
+
 MONITORS = ("val/acc", "val/frame_acc", "val/loss")
 
 
-def action_problems(config: Config) -> list[str]:
+def action_problems(config: ActionConfig) -> list[str]:
     """Action recognition's rules: the classifier's own checks, the clips it takes, what the data must load."""
     model, data, train = config.model, config.data, config.train
     needs = f"model.input_type={model.input_type!r} needs"
@@ -74,7 +74,7 @@ def action_problems(config: Config) -> list[str]:
     return _model_problems(config) + [message for ok, message in rules if not ok]
 
 
-def _model_problems(config: Config) -> list[str]:
+def _model_problems(config: ActionConfig) -> list[str]:
     """The classifier's own checks, then whether the backbone takes the clips the data section makes."""
     model, data = config.model, config.data
     problems = classifier_problems(

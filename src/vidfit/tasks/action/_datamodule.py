@@ -9,8 +9,9 @@ from typing import Any, Literal
 import lightning as L
 from torch.utils.data import DataLoader
 
-from vidfit.config import Config, ConfigError
+from vidfit.config import ConfigError
 from vidfit.data import VideoDataset
+from vidfit.tasks.action._config import ActionConfig
 from vidfit.train import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 
 
@@ -22,7 +23,7 @@ class VideoDataModule(L.LightningDataModule):
     through chunked inference when they are longer than `train.chunk_infer_size`.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: ActionConfig) -> None:
         super().__init__()
         self.config = config
         manifest = load_training_manifest(config.data)

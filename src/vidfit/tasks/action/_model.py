@@ -6,14 +6,15 @@ from collections.abc import Sequence
 
 import torch
 
-from vidfit.config import Config, ConfigError
+from vidfit.config import ConfigError
 from vidfit.infer import ChunkedPredictor
 from vidfit.memory import Precision
 from vidfit.models import VideoClassifier, backbone_constraints, build_classifier
+from vidfit.tasks.action._config import ActionConfig
 
 
 def build_model(
-    config: Config, *, label_names: Sequence[str], views: Sequence[str], load_pretrained: bool = True
+    config: ActionConfig, *, label_names: Sequence[str], views: Sequence[str], load_pretrained: bool = True
 ) -> VideoClassifier:
     """The classifier of ``model.*`` over `views`, predicting `label_names`.
 
@@ -41,14 +42,14 @@ def build_model(
     )  # fmt: skip
 
 
-def min_window_frames(config: Config) -> int:
+def min_window_frames(config: ActionConfig) -> int:
     """The shortest inference window the backbone takes; shorter ones (a video's tail) are padded to it."""
     model = config.model
     return 1 if model.input_type == "kpt" else backbone_constraints(model.backbone).min_window_frames
 
 
 def chunked_predictor(
-    model: VideoClassifier, config: Config, *, device: torch.device, precision: Precision = "32"
+    model: VideoClassifier, config: ActionConfig, *, device: torch.device, precision: Precision = "32"
 ) -> ChunkedPredictor:
     """`model` behind a `ChunkedPredictor` with the config's `train.chunk_*` and `video_batch_size`.
 

@@ -10,12 +10,12 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from vidfit.config import Config, config_from_dict
+from vidfit.config import config_from_dict
 from vidfit.data import IGNORE_LABEL, VideoBatch, augment_clips
 from vidfit.infer import ChunkedPredictor
 from vidfit.memory import Precision, memory_advice
 from vidfit.models import backbone_constraints
-from vidfit.tasks.action._config import ActionDataConfig
+from vidfit.tasks.action._config import ActionConfig, ActionDataConfig
 from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
 from vidfit.tasks.action._model import build_model, chunked_predictor
 from vidfit.train import GuardedModule, OomGuard, broadcast_buffers
@@ -36,7 +36,7 @@ class VideoClassificationModule(GuardedModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["load_pretrained"])
-        self.config: Config = config_from_dict(config, source="checkpoint hyper-parameters")
+        self.config: ActionConfig = config_from_dict(config, source="checkpoint hyper-parameters")
         self.model = build_model(self.config, label_names=label_names, views=views, load_pretrained=load_pretrained)
         # Loss modules are built once here, not per step. Summed, then divided by the
         # labelled count in `_loss`: a mean over a batch with no labels at all would be NaN.

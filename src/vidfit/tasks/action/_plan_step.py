@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidfit.config import Config
 from vidfit.data import Manifest, VideoBatch, decode_size, load_manifest
 from vidfit.io import VideoDecodeError, probe
 from vidfit.memory import Precision, estimate_step_memory, free_memory, measure_step, memory_advice
 from vidfit.models import ClassifierOutput, backbone_constraints, build_classifier
+from vidfit.tasks.action._config import ActionConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +34,7 @@ class PlanInputs:
     image_size_source: str
 
 
-def plan_inputs(config: Config, *, views: tuple[str, ...] | None, num_classes: int | None) -> PlanInputs:
+def plan_inputs(config: ActionConfig, *, views: tuple[str, ...] | None, num_classes: int | None) -> PlanInputs:
     """Resolves the planned clips; the manifest is read (its metadata only) when the config does not say.
 
     Args:
@@ -52,9 +52,9 @@ def plan_inputs(config: Config, *, views: tuple[str, ...] | None, num_classes: i
         *(["the views (data.views is unset)"] if views is None and not data.views else []),
         *(["the native frame size (data.image_size is unset or a short side)"] if not _pair(data.image_size) else []),
     ]
-    manifest = _load_manifest(data.manifest, needs) if needs else None
+    manifest = _load_manifest(str(data.manifest), needs) if needs else None
     if views is None:
-        views = tuple(data.views) if data.views else _first_video_views(manifest, data.manifest)
+        views = tuple(data.views) if data.views else _first_video_views(manifest, str(data.manifest))
     if num_classes is None:
         num_classes = len(manifest.labels) if manifest is not None else 0
         if num_classes < 1:
@@ -88,7 +88,7 @@ def _first_video_views(manifest: Manifest | None, path: str) -> tuple[str, ...]:
     return tuple(manifest.videos[0].views)
 
 
-def _native_size(manifest: Manifest | None, config: Config) -> tuple[tuple[int, int], str]:
+def _native_size(manifest: Manifest | None, config: ActionConfig) -> tuple[tuple[int, int], str]:
     """The frame size of the first training video's first planned view, from its packet index (no decoding)."""
     data = config.data
     videos = manifest.videos if manifest is not None else []
@@ -114,7 +114,7 @@ class PlanStep:
         inputs: The clips' views, classes and frame size.
     """
 
-    def __init__(self, *, config: Config, inputs: PlanInputs) -> None:
+    def __init__(self, *, config: ActionConfig, inputs: PlanInputs) -> None:
         self.config, self.inputs = config, inputs
         self.checkpointing: bool = config.model.activation_checkpointing
 
@@ -220,6 +220,6 @@ class PlanStep:
         return clip + self.config.train.frame_loss_weight * frame
 
 
-def plan_step(config: Config, *, views: tuple[str, ...] | None, num_classes: int | None) -> PlanStep:
+def plan_step(config: ActionConfig, *, views: tuple[str, ...] | None, num_classes: int | None) -> PlanStep:
     """The planned training step of an action config (`TaskSpec.plan_step`); see `plan_inputs` for the arguments."""
     return PlanStep(config=config, inputs=plan_inputs(config, views=views, num_classes=num_classes))

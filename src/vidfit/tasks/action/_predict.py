@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidfit.config import Config, ConfigError, config_from_dict, resolve_precision
+from vidfit.config import ConfigError, config_from_dict, resolve_precision
 from vidfit.data import (
     IGNORE_LABEL,
     Timeline,
@@ -45,6 +45,7 @@ from vidfit.infer import (
 from vidfit.infer._results import Segment as TimedSegment
 from vidfit.io import VideoReader
 from vidfit.models import VideoClassifier
+from vidfit.tasks.action._config import ActionConfig
 from vidfit.tasks.action._model import build_model, chunked_predictor
 
 # Views are matched by time as training matched them: `VideoDataset`'s default tolerance.
@@ -166,7 +167,7 @@ def _write_results(
     return predictions, _Summary(failures, *_scores(predictions, jobs, labels))
 
 
-def _predictor(model: VideoClassifier, config: Config, ranks: Ranks) -> ChunkedPredictor:
+def _predictor(model: VideoClassifier, config: ActionConfig, ranks: Ranks) -> ChunkedPredictor:
     """The model on this process's device: the GPU of its local rank under torchrun, else the GPU or the CPU."""
     if not torch.cuda.is_available():
         device = torch.device("cpu")
@@ -185,7 +186,7 @@ def _predictor(model: VideoClassifier, config: Config, ranks: Ranks) -> ChunkedP
 
 
 def _predict_jobs(
-    predictor: ChunkedPredictor, *, jobs: list[_Job], views: list[str], config: Config, progress: bool
+    predictor: ChunkedPredictor, *, jobs: list[_Job], views: list[str], config: ActionConfig, progress: bool
 ) -> tuple[dict[str, VideoPrediction], dict[str, str]]:
     """Predictions of the videos of `jobs`, and why the others could not be predicted.
 
@@ -210,7 +211,7 @@ def _in_job_order(
     return {i: found[i] for i in order if i in found}, {i: failed[i] for i in order if i in failed}
 
 
-def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], config: Config) -> VideoPrediction:
+def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], config: ActionConfig) -> VideoPrediction:
     """One video through the predictor, its views matched by time, with its keypoints when the model takes them."""
     with ExitStack() as stack:
         readers = [

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidfit.config import Config, ConfigError, TrainConfig
+from vidfit.config import ConfigError
 from vidfit.infer import read_checkpoint
+from vidfit.tasks.action._config import ActionConfig, ActionTrainConfig
 from vidfit.tasks.action._datamodule import VideoDataModule
 from vidfit.tasks.action._module import VideoClassificationModule
 
 
 def data_and_module(
-    config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
+    config: ActionConfig, *, checkpoint: str | os.PathLike[str] | None, load: bool
 ) -> tuple[VideoDataModule, VideoClassificationModule]:
     """The data module and module: new (`checkpoint` checked when resuming), or loaded from `checkpoint`."""
     data = VideoDataModule(config)
@@ -29,7 +30,9 @@ def data_and_module(
     return data, module
 
 
-def load_module(checkpoint: str | os.PathLike[str], *, train: TrainConfig | None = None) -> VideoClassificationModule:
+def load_module(
+    checkpoint: str | os.PathLike[str], *, train: ActionTrainConfig | None = None
+) -> VideoClassificationModule:
     """A trained module from a Lightning checkpoint, on the CPU; tensors only are unpickled.
 
     The model's pretrained weights file is not read: the checkpoint holds all the weights.
@@ -54,7 +57,7 @@ _FREE_MODEL_KEYS = ("pretrained_path", "activation_checkpointing", "dropout")
 
 
 def check_checkpoint(
-    checkpoint: str | os.PathLike[str], *, config: Config, label_names: list[str], views: list[str]
+    checkpoint: str | os.PathLike[str], *, config: ActionConfig, label_names: list[str], views: list[str]
 ) -> None:
     """Refuses a checkpoint of another task, model, label set or views than the config and its data describe."""
     state = read_checkpoint(checkpoint, weights=False)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from vidfit.config import DataConfig, TrainConfig
-
-if TYPE_CHECKING:
-    from vidfit.config import Config
+from vidfit.config import Config, DataConfig, TrainConfig
 
 
 @dataclass
@@ -35,6 +32,9 @@ class SRTrainConfig(TrainConfig):
     distill_weight: float = 0.5
 
 
+# The config of a super-resolution run, typed by its sections.
+SRConfig = Config[SRModelConfig, SRDataConfig, SRTrainConfig]
+
 MONITORS = ("val/psnr", "val/ssim", "val/loss")
 
 
@@ -48,6 +48,10 @@ def sr_problems(config: Config) -> list[str]:
         (
             data.patch_size >= 16 and data.patch_size % model.scale == 0,
             f"data.patch_size={data.patch_size} must be a multiple of model.scale={model.scale} and >= 16",
+        ),
+        (
+            not isinstance(data.image_size, int),
+            f"data.image_size={data.image_size} (a short side) is not supported {task}: give [height, width] or null",
         ),
         (data.patches_per_chunk >= 1, f"data.patches_per_chunk={data.patches_per_chunk} must be >= 1"),
         (min(model.espcn_features) >= 1, f"model.espcn_features={list(model.espcn_features)} must be >= 1"),

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from vidfit.config import Config
+from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._module import (
     SuperResolutionModule,
     check_sr_checkpoint,
@@ -28,7 +28,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
     epoch and run, so that scores compare. Every split batches `data.batch_size` patches.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: SRConfig) -> None:
         super().__init__()
         self.config = config
         manifest = load_training_manifest(config.data)
@@ -45,7 +45,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
                     patch_size=data.patch_size, patches_per_chunk=data.patches_per_chunk,
                     sampling="random" if train else "fixed",
                     max_video_frames=data.max_video_frames, chunk_overlap_frames=data.chunk_overlap_frames,
-                    views=tuple(data.views) if data.views else None, image_size=data.image_size,
+                    views=tuple(data.views) if data.views else None, image_size=data.image_size,  # type: ignore[arg-type]  # an int is refused by sr_problems
                     seed=self.config.experiment.seed, cache_dir=data.cache_dir,
                 )
             )  # fmt: skip
@@ -82,7 +82,7 @@ class SuperResolutionDataModule(L.LightningDataModule):
 
 
 def data_and_module(
-    config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
+    config: SRConfig, *, checkpoint: str | os.PathLike[str] | None, load: bool
 ) -> tuple[SuperResolutionDataModule, SuperResolutionModule]:
     """The data module and module of a super-resolution run.
 

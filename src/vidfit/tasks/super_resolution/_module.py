@@ -14,6 +14,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from vidfit.config import Config, ConfigError, config_from_dict
 from vidfit.infer import CheckpointState, read_checkpoint
 from vidfit.models import ESPCN
+from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._patches import PatchBatch
 from vidfit.train import GuardedModule, OomGuard
@@ -102,7 +103,7 @@ class SuperResolutionModule(GuardedModule):
     def __init__(self, *, config: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.config: Config = config_from_dict(config, source="checkpoint hyper-parameters")
+        self.config: SRConfig = config_from_dict(config, source="checkpoint hyper-parameters")
         self.model = build_sr_model(self.config)
         self.metrics = nn.ModuleDict(
             {f"{stage}_{kind}": SRMetrics() for stage in ("val", "test") for kind in ("model", "bicubic")}
@@ -185,7 +186,7 @@ def _require_sr(state: CheckpointState, key: str) -> Config:
     return config_from_dict(state.config, source=str(state.path))
 
 
-def load_teacher(path: str | os.PathLike[str], *, config: Config) -> ESPCN:
+def load_teacher(path: str | os.PathLike[str], *, config: SRConfig) -> ESPCN:
     """The frozen ESPCN of a super-resolution checkpoint, checked against the student's `config`.
 
     Raises:
@@ -211,7 +212,7 @@ def load_sr_module(checkpoint: str | os.PathLike[str]) -> SuperResolutionModule:
     return SuperResolutionModule.load_from_checkpoint(Path(checkpoint), map_location="cpu", weights_only=True)
 
 
-def check_sr_checkpoint(checkpoint: str | os.PathLike[str], config: Config) -> None:
+def check_sr_checkpoint(checkpoint: str | os.PathLike[str], config: SRConfig) -> None:
     """Refuses a checkpoint of another task, or of another ESPCN than the config describes."""
     trained = _require_sr(read_checkpoint(checkpoint, weights=False), "checkpoint")
     keys = {

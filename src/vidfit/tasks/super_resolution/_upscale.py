@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from vidfit.config import Config, ConfigError, config_from_dict, resolve_precision
+from vidfit.config import ConfigError, config_from_dict, resolve_precision
 from vidfit.infer import VIDEO_SUFFIXES, CheckpointState, VideoFile, expand_inputs, first_duplicate, run_jobs
+from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._stream import DEFAULT_SR_CHUNK_FRAMES, UpscaleResult, upscale_video
 
@@ -83,7 +84,7 @@ def upscale(
     return UpscaleRun(outputs, {**failures, **video_failures})
 
 
-def _chunk_num_frames(config: Config, *, model_frames: int) -> int:
+def _chunk_num_frames(config: SRConfig, *, model_frames: int) -> int:
     """Frames per chunk from ``train.chunk_infer_size``: super-resolution always streams, so -1 means the default."""
     size = config.train.chunk_infer_size
     if size != -1 and size < model_frames:
