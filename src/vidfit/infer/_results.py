@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import torch
 
 from vidfit.data import IGNORE_LABEL
 from vidfit.infer._windows import Aggregation, Window
-from vidfit.io import write_text_atomic
+from vidfit.io import write_files_atomic, write_text_atomic
 from vidfit.memory import Precision
 
 RESULTS_VERSION = "vidfit-0.1"
@@ -169,10 +170,41 @@ def _iou(a: Segment, b: Segment) -> float:
     return intersection / union if union else 0.0
 
 
+def write_predictions(
+    predictions: Mapping[str, VideoPrediction],
+    *,
+    json_path: str | os.PathLike[str],
+    csv_path: str | os.PathLike[str],
+    label_names: Sequence[str],
+) -> tuple[Path, Path]:
+    """Writes the JSON results and the per-frame CSV as one output set: both appear, or neither changes."""
+    documents = (_predictions_json(predictions, label_names), _frame_csv(predictions, label_names))
+    written = write_files_atomic(
+        {path: functools.partial(_write_text, text=text) for path, text in zip((json_path, csv_path), documents)}
+    )
+    return written[0], written[1]
+
+
+def _write_text(path: Path, *, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def write_predictions_json(
     predictions: Mapping[str, VideoPrediction], path: str | os.PathLike[str], *, label_names: Sequence[str]
 ) -> Path:
-    """Writes ActivityNet-style results atomically (temp file, then rename).
+    """Writes the ActivityNet-style results alone, atomically (see `_predictions_json`)."""
+    return write_text_atomic(path, _predictions_json(predictions, label_names))
+
+
+def write_frame_csv(
+    predictions: Mapping[str, VideoPrediction], path: str | os.PathLike[str], *, label_names: Sequence[str]
+) -> Path:
+    """Writes one row per frame alone, atomically: video_id, frame, pts_seconds, label, score (its probability)."""
+    return write_text_atomic(path, _frame_csv(predictions, label_names))
+
+
+def _predictions_json(predictions: Mapping[str, VideoPrediction], label_names: Sequence[str]) -> str:
+    """ActivityNet-style results.
 
     The document is ``{"version", "results": {video_id: [{"label", "score", "segment": [start_s, stop_s]}]},
     "external_data": {}, "vidfit": {video_id: {...}}}``: one result per predicted segment, and a
@@ -196,13 +228,11 @@ def write_predictions_json(
             "oom_retries": prediction.oom_retries,
         }
     document = {"version": RESULTS_VERSION, "results": results, "external_data": {}, "vidfit": videos}
-    return write_text_atomic(path, json.dumps(document, indent=2))
+    return json.dumps(document, indent=2)
 
 
-def write_frame_csv(
-    predictions: Mapping[str, VideoPrediction], path: str | os.PathLike[str], *, label_names: Sequence[str]
-) -> Path:
-    """Writes one row per frame atomically: video_id, frame, pts_seconds, label, score (its probability)."""
+def _frame_csv(predictions: Mapping[str, VideoPrediction], label_names: Sequence[str]) -> str:
+    """One row per frame: video_id, frame, pts_seconds, label, score (its probability)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["video_id", "frame", "pts_seconds", "label", "score"])
@@ -212,4 +242,4 @@ def write_frame_csv(
         labels, scores = prediction.frame_labels.tolist(), prediction.frame_scores.tolist()
         for frame, seconds in enumerate(prediction.pts_seconds.tolist()):
             writer.writerow([video_id, frame, f"{seconds:.6f}", label_names[labels[frame]], f"{scores[frame]:.6f}"])
-    return write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()

@@ -126,6 +126,8 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
     with warnings.catch_warnings():
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        # A task module augments on the device in this hook on purpose; its data module has none to override.
+        warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule`")
         checkpoint = resume.path if resume is not None else None
         _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True))
     best, last = (callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint))

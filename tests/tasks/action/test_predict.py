@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import re
 import shutil
@@ -240,3 +241,39 @@ def test_frame_accuracy_and_segment_f1_by_hand() -> None:
     # At tIoU 0.3: a's one prediction finds one of its two true segments (AP 0.5), b's two find both (AP 1).
     assert detection is not None and detection.map_per_tiou[0] == pytest.approx((0.5 + 1.0) / 2)
     assert predict_module._scores({"v3": predictions["v3"]}, jobs, labels) == (None, None, None)
+
+
+def test_the_output_place_is_checked_before_any_video_is_predicted(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(predict_module, "_predict_job", lambda *args, **kwargs: calls.append(kwargs))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError, match=r"taken: is a folder"):
+        predict(tiny_checkpoint, [tiny_manifest], out=tmp_path / "taken", progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"is not a folder"):
+        predict(tiny_checkpoint, [tiny_manifest], out=blocker / "p.json", progress=False)
+    assert calls == []
+
+
+def test_json_and_csv_are_written_together_or_not_at_all(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "p.json"
+    predict(tiny_checkpoint, [tiny_manifest], out=out, split="val", progress=False)
+    before = (out.read_bytes(), out.with_suffix(".csv").read_bytes())
+    real_write_text = Path.write_text
+
+    def disk_full_on_the_csv(self: Path, *args: object, **kwargs: object) -> int:
+        if self.suffix == ".csv":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", disk_full_on_the_csv)
+    with pytest.raises(OSError, match=r"p\.csv: cannot write: no space left"):
+        predict(tiny_checkpoint, [tiny_manifest], out=out, progress=False)  # all splits: a different JSON
+    monkeypatch.undo()
+    assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]

@@ -85,9 +85,9 @@ def test_training_batches_are_augmented_on_their_device_and_evaluation_never(
         training, global_rank = True, 0
 
     module._trainer = _Stage()  # type: ignore[assignment]
-    augmented = module.on_after_batch_transfer(batch, 0)
-    assert augmented.video.dtype == torch.uint8 and augmented.video.shape == batch.video.shape
-    assert not torch.equal(augmented.video, batch.video)
+    video, augmented = batch.video, module.on_after_batch_transfer(batch, 0).video
+    assert video is not None and augmented is not None
+    assert augmented.dtype == torch.uint8 and augmented.shape == video.shape and not torch.equal(augmented, video)
     _Stage.training = False
     assert module.on_after_batch_transfer(batch, 0) is batch
 
@@ -126,5 +126,5 @@ def test_cached_kinetics_weights_start_the_backbone_and_set_the_normalization(
     extra = ("model.backbone=r3d_18", "model.pretrained=kinetics400", "trainer.max_steps=1", "data.image_size=[32, 32]")
     config = load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra))
     _, module = config.task.data_and_module(config, checkpoint=None, load=False)
-    backbone = module.model.rgb.backbone.net.state_dict()  # type: ignore[union-attr]
+    backbone = module.model.rgb.backbone.net.state_dict()
     torch.testing.assert_close(backbone["stem.0.weight"], state["stem.0.weight"])

@@ -39,11 +39,10 @@ from vidfit.infer import (
     join_launch,
     run_jobs,
     segment_f1,
-    write_frame_csv,
-    write_predictions_json,
+    write_predictions,
 )
 from vidfit.infer._results import Segment as TimedSegment
-from vidfit.io import VideoReader
+from vidfit.io import VideoReader, check_writable
 from vidfit.models import VideoClassifier
 from vidfit.tasks.action._config import ActionConfig
 from vidfit.tasks.action._model import build_model, chunked_predictor
@@ -126,8 +125,9 @@ def predict(
     views, labels = list(checkpoint.hyper_parameters["views"]), tuple(checkpoint.hyper_parameters["label_names"])
     model = build_model(config, label_names=labels, views=views, load_pretrained=False)
     model.load_state_dict(checkpoint.weights)
+    # The output place is checked before any video is decoded: a full run must not end in a refused write.
+    paths = (check_writable(out), check_writable(Path(out).with_suffix(".csv")))
     jobs, failures = _collect_jobs(inputs, views=views, split=split)
-    paths = (Path(out), Path(out).with_suffix(".csv"))
     with join_launch() as ranks:
         predictor = _predictor(model, config, ranks)
         share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
@@ -162,8 +162,7 @@ def _write_results(
 ) -> tuple[dict[str, VideoPrediction], _Summary]:
     """Every rank's results merged in input order, written to the JSON and CSV files, and scored."""
     predictions, failures = _in_job_order(jobs, parts)
-    write_predictions_json(predictions, paths[0], label_names=labels)
-    write_frame_csv(predictions, paths[1], label_names=labels)
+    write_predictions(predictions, json_path=paths[0], csv_path=paths[1], label_names=labels)
     return predictions, _Summary(failures, *_scores(predictions, jobs, labels))
 
 
