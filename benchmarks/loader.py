@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,17 @@ def write_dataset(folder: Path, settings: Settings) -> Path:
     return manifest
 
 
-def clips_per_second(manifest: Path, settings: Settings, num_workers: int, backend: str) -> float:
-    """Clips a consumer receives per second from `VideoDataset`, after the first batch (worker start-up)."""
+def clips_per_second(
+    manifest: Path, settings: Settings, num_workers: int, backend: str, *, image_size: tuple[int, int] | None = ()
+) -> float:
+    """Clips a consumer receives per second from `VideoDataset`, after the first batch (worker start-up).
+
+    `image_size` defaults to the settings' clip size; None decodes at the files' own size.
+    """
     config = VideoDatasetConfig(
         manifest=manifest,
         num_frames=settings.num_frames,
-        image_size=settings.size,
+        image_size=settings.size if image_size == () else image_size,
         max_video_frames=300,
         decode_backend=backend,
     )
@@ -210,11 +215,87 @@ def throughput(folder: Path, settings: Settings) -> None:
     throughput_table(sources, settings)
 
 
+def ceiling_table(folder: Path, settings: Settings) -> None:
+    """`VideoDataset` against a bare PyAV loop decoding the same clips, in one process, on files at the clip size.
+
+    Files are written at the clip size with GOP 16, as `vidfit prepare` writes them. The bare loop keeps
+    each file open and, for every clip `VideoDataset` delivered, seeks to the keyframe before it and decodes
+    to its end (RGB, stacked by view): the same decoding work, without vidfit's index, sampling, view
+    matching and collation. Attempts alternate so that a noisy neighbour slows both alike.
+    """
+    prepared = replace(settings, height=settings.size[0], width=settings.size[1], gop=16)
+    manifest = write_dataset(folder / "ceiling", prepared)
+    rows = []
+    for attempt in range(3):
+        clips, vidfit = _dataset_clips(manifest, prepared)
+        bare = _bare_rate(folder / "ceiling", clips, prepared)
+        rows.append((bare, vidfit))
+        print(f"attempt {attempt}: bare {bare:.1f} clips/s, VideoDataset {vidfit:.1f} clips/s", flush=True)
+    bare, vidfit = (float(np.median(column)) for column in zip(*rows, strict=True))
+    print(f"\n### Loader ceiling ({settings.num_frames} frames x 2 views at {settings.size}, one process)\n")
+    print("| bare PyAV loop clips/s | VideoDataset clips/s | ratio (target >= 0.95) |\n| --- | --- | --- |")
+    print(f"| {bare:.1f} | {vidfit:.1f} | {vidfit / bare:.3f} |")
+
+
+def _dataset_clips(manifest: Path, settings: Settings) -> tuple[list[tuple[str, int]], float]:
+    """The clips (video id, first frame) `VideoDataset` delivers in one process, and its clips/s."""
+    config = VideoDatasetConfig(
+        manifest=manifest, num_frames=settings.num_frames, sampling="consecutive", num_threads=0
+    )
+    dataset = VideoDataset(config)
+    loader = make_loader(dataset, batch_size=4, shuffle=True, num_workers=0, seed=0, pin_memory=False)
+    clips: list[tuple[str, int]] = []
+    started = time.perf_counter()
+    while len(clips) < settings.clips:
+        for batch in loader:
+            clips += [(meta["video_id"], int(meta["frame_indices"][0])) for meta in batch.meta]
+            if len(clips) >= settings.clips:
+                break
+    seconds = time.perf_counter() - started
+    dataset.close()
+    return clips, len(clips) / seconds
+
+
+def _bare_rate(folder: Path, clips: list[tuple[str, int]], settings: Settings) -> float:
+    """Clips/s of plain PyAV over `clips`, each file opened once (FFmpeg's own thread count, as `num_threads=0`)."""
+    containers = {
+        (video_id, view): av.open(str(folder / video_id / f"{view}.mp4"))
+        for video_id in {video_id for video_id, _ in clips}
+        for view in ("front", "left")
+    }
+    for container in containers.values():
+        container.streams.video[0].thread_type = "AUTO"
+    started = time.perf_counter()
+    for video_id, start in clips:
+        views = [_decode_from(containers[video_id, view], start, settings.num_frames) for view in ("front", "left")]
+        torch.from_numpy(np.stack(views))
+    seconds = time.perf_counter() - started
+    for container in containers.values():
+        container.close()
+    return len(clips) / seconds
+
+
+def _decode_from(container: av.container.InputContainer, start: int, num_frames: int) -> np.ndarray:
+    stream = container.streams.video[0]
+    start_seconds = start / float(stream.average_rate)
+    container.seek(int(start_seconds / stream.time_base), stream=stream, backward=True)
+    frames = []
+    for frame in container.decode(stream):
+        if frame.time is not None and frame.time < start_seconds - 1e-6:
+            continue
+        frames.append(frame.to_ndarray(format="rgb24"))
+        if len(frames) == num_frames:
+            break
+    return np.stack(frames)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="tiny videos: a smoke run in seconds")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vidfit-loader-bench"), help="work folder (reused)")
-    parser.add_argument("--tables", choices=("all", "throughput", "rss"), default="all", help="which tables to measure")
+    parser.add_argument(
+        "--tables", choices=("all", "throughput", "rss", "ceiling"), default="all", help="which tables to measure"
+    )
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
     folder = args.out / ("quick" if args.quick else "full")
@@ -222,6 +303,8 @@ def main() -> None:
         throughput(folder, settings)
     if args.tables in ("all", "rss"):
         peak_rss_table(folder, settings)
+    if args.tables in ("all", "ceiling"):
+        ceiling_table(folder, settings)
 
 
 if __name__ == "__main__":

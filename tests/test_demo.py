@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vidfit.cli import main
 from vidfit.data import load_manifest
@@ -23,5 +24,6 @@ def test_demo_trains_validates_and_predicts_the_validation_videos(
     assert "validation accuracy:" in out
     run_dir = tmp_path / "runs" / "demo" / "version_0"
     assert (run_dir / "config.yaml").is_file() and list((run_dir / "checkpoints").glob("*.ckpt"))
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["augment"]["enabled"] is True
     val = [v.id for v in load_manifest(tmp_path / "data" / "manifest.yaml").videos if v.split == "val"]
     assert sorted(json.loads((run_dir / "predictions.json").read_text())["results"]) == val

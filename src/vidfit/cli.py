@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Column, Table
 
-from vidfit.apps import predict, run_demo
+from vidfit.apps import merge, predict, prepare, run_demo
 from vidfit.apps._demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS
 from vidfit.config import ConfigError, load_config
 from vidfit.data import (
@@ -31,10 +31,9 @@ from vidfit.data import (
     import_segments,
     import_thumos14,
     import_ucf101,
-    prepare_manifest,
     save_manifest,
 )
-from vidfit.infer import is_rank_zero
+from vidfit.infer import ENGINE_NAMES, is_rank_zero
 from vidfit.io import VideoDecodeError, VideoMetadata, probe
 from vidfit.train import fit, parse_grid, plan_memory, test, validate
 
@@ -113,6 +112,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     options = {"codec": args.codec} if args.codec is not None else {}
+    options.update(engine=args.engine, ray_address=args.ray_address, shard=args.shard)
     result = predict(args.checkpoint, args.inputs, out=args.out, overrides=args.set, split=args.split, **options)
     for line in result.report_lines():
         _report(line)
@@ -123,13 +123,23 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     try:
-        manifest = prepare_manifest(
-            args.manifest, size=tuple(args.size), gop=args.gop, out_dir=args.out, workers=args.workers
-        )
-    except ValueError as error:  # a bad --size, --gop or --workers, or a bad manifest: the user's input
+        manifest = prepare(
+            args.manifest, size=tuple(args.size), gop=args.gop, out_dir=args.out, workers=args.workers,
+            engine=args.engine, ray_address=args.ray_address, shard=args.shard,
+        )  # fmt: skip
+    except ValueError as error:  # a bad --size, --gop, --workers or --shard, or a bad manifest: the user's input
         raise ConfigError(str(error)) from error
     print(f"prepared manifest: {manifest}")
     return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    result = merge(args.target)
+    for line in result.report_lines():
+        print(line)
+    for name, reason in result.failures.items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if result.failures else 0
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -197,7 +207,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
     prep.add_argument("--gop", type=int, default=16)
     prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the local engine")
+    _add_engine(prep, "one CPU task per view")
+    mer = commands.add_parser("merge", help="join the shards of a --shard i/N run of predict or prepare")
+    mer.add_argument(
+        "target", type=Path, help="what the unsharded run writes: predict's --out JSON, or prepare's <--out>/<manifest>"
+    )
     _add_plan(commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget"))
     dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
     dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))
@@ -205,7 +220,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     dem.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
     dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    handlers.update(predict=_predict, prepare=_prepare, plan=_plan, demo=_demo)
+    handlers.update(predict=_predict, prepare=_prepare, merge=_merge, plan=_plan, demo=_demo)
     for sub in commands.choices.values():  # also after the command: `vidfit fit ... --debug`
         sub.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
@@ -269,6 +284,18 @@ def _add_predict(pred: argparse.ArgumentParser) -> None:
         "--codec",
         choices=("libx264", "libx264rgb"),
         help="super-resolution output: libx264 (H.264 4:2:0, even sizes only) or libx264rgb (RGB H.264, any size)",
+    )
+    _add_engine(pred, "actors that each load the model, one GPU each where there are GPUs")
+
+
+def _add_engine(sub: argparse.ArgumentParser, ray_work: str) -> None:
+    sub.add_argument(
+        "--engine", choices=ENGINE_NAMES, default="local",
+        help=f"where the videos are processed: local (this machine) or ray (a Ray cluster: {ray_work})",
+    )  # fmt: skip
+    sub.add_argument("--ray-address", help="the Ray cluster to join (default: RAY_ADDRESS, else start one here)")
+    sub.add_argument(
+        "--shard", metavar="I/N", help="only the I-th of N shards of the videos (from 0), for `vidfit merge` to join"
     )
 
 

@@ -85,3 +85,26 @@ def test_dataloader_pins_the_batch_and_it_moves_asynchronously() -> None:
     moved = batch.to("cuda")
     torch.cuda.synchronize()
     assert moved.video is not None and torch.equal(moved.video.cpu(), batch.video)
+
+
+def test_collated_videos_stay_channels_last_from_the_dataset(make_dataset) -> None:  # type: ignore[no-untyped-def]
+    from vidfit.data import VideoDataset, VideoDatasetConfig
+
+    manifest = make_dataset(num_frames=(20, 20), views={"front": {}, "left": {}})
+    dataset = VideoDataset(VideoDatasetConfig(manifest, num_frames=8, sampling="consecutive"))
+    samples = [dataset[index] for index in range(min(2, len(dataset)))]
+    assert samples[0]["video"].shape[1] == 3 and samples[0]["video"].permute(0, 2, 3, 4, 1).is_contiguous()
+    batch = collate_samples(samples)
+    assert batch.video is not None and batch.video.permute(0, 1, 3, 4, 5, 2).is_contiguous()
+    clips = batch.video.flatten(0, 1)
+    assert clips.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(batch.video[0], samples[0]["video"])
+
+
+@pytest.mark.cuda
+def test_pinning_keeps_the_channels_last_layout() -> None:
+    video = torch.randint(0, 255, (2, 1, 4, 8, 8, 3), dtype=torch.uint8).permute(0, 1, 5, 2, 3, 4)
+    batch = VideoBatch(video=video, label=torch.zeros(2, dtype=torch.long), frame_labels=torch.zeros(2, 4).long())
+    pinned = batch.pin_memory()
+    assert pinned.video is not None and pinned.video.is_pinned() and pinned.video.stride() == video.stride()
+    assert torch.equal(pinned.video, video)

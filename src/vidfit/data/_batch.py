@@ -36,7 +36,7 @@ class TensorBatch:
 
     def pin_memory(self) -> Self:
         """The batch with its tensors in page-locked host memory, so that copies to the GPU can be asynchronous."""
-        return self._map_tensors(torch.Tensor.pin_memory)
+        return self._map_tensors(_pin_keeping_layout)
 
     def _map_tensors(self, function: Any) -> Self:
         changes = {
@@ -59,7 +59,10 @@ class VideoBatch(TensorBatch):
     frame_labels: torch.Tensor
     """int64 (B, T): each frame's label, `IGNORE_LABEL` where no segment covers it."""
     video: torch.Tensor | None = None
-    """uint8 (B, V, 3, T, H, W) frames, or None when only keypoints are loaded."""
+    """uint8 (B, V, 3, T, H, W) frames, or None when only keypoints are loaded.
+
+    Held channels-last, as decoded: a view of packed (B, V, T, H, W, 3) memory, so each clip is already in
+    ``torch.channels_last_3d`` and no transpose runs on the CPU or the GPU."""
     keypoints: torch.Tensor | None = None
     """float (B, V, T, K, D) keypoints, or None when not loaded."""
     keypoint_mask: torch.Tensor | None = None
@@ -93,6 +96,14 @@ class VideoBatch(TensorBatch):
     def num_frames(self) -> int:
         """Frames per clip, `T`."""
         return int(self.frame_labels.shape[1])
+
+
+def _pin_keeping_layout(tensor: torch.Tensor) -> torch.Tensor:
+    """A pinned copy with the same strides: channels-last videos stay channels-last on their way to the GPU."""
+    if tensor.is_contiguous():
+        return tensor.pin_memory()
+    pinned = torch.empty_strided(tensor.size(), tensor.stride(), dtype=tensor.dtype, pin_memory=True)
+    return pinned.copy_(tensor)
 
 
 def _check_shape(name: str, tensor: torch.Tensor, *, ndim: int, leading: dict[int, int]) -> None:

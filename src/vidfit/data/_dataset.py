@@ -225,7 +225,9 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         ]
         if self.config.transform is not None:
             batches = [self.config.transform(frames) for frames in batches]
-        return torch.stack(batches).permute(0, 2, 1, 3, 4).contiguous()
+        # Stacked in the decoder's packed (T, H, W, 3) layout, which the (V, 3, T, H, W) view keeps in memory:
+        # channels_last_3d, the layout the model runs in, so neither the CPU nor the GPU transposes the frames.
+        return torch.stack([frames.permute(0, 2, 3, 1) for frames in batches]).permute(0, 4, 1, 2, 3)
 
     def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         sources = [video.keypoints.get(view) for view in self.views]

@@ -39,8 +39,16 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> VideoBatch:
                 f"cannot batch {key!r} of shapes {sorted(shapes)}: samples differ in length "
                 "(chunk mode with a short last chunk?); use batch_size=1 or tail='merge' or 'drop'"
             )
-        fields[key] = torch.stack([sample[key] for sample in samples])
+        fields[key] = _stack([sample[key] for sample in samples])
     return VideoBatch(**fields, meta=[sample["meta"] for sample in samples])
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """`torch.stack` that keeps a channels-last layout: videos stay (V, 3, T, H, W) views of packed frames."""
+    first = tensors[0]
+    if first.ndim != 5 or first.is_contiguous() or not first.permute(0, 2, 3, 4, 1).is_contiguous():
+        return torch.stack(tensors)
+    return torch.stack([tensor.permute(0, 2, 3, 4, 1) for tensor in tensors]).permute(0, 1, 5, 2, 3, 4)
 
 
 def seed_worker(worker_id: int, *, reader_threads: int) -> None:

@@ -9,7 +9,7 @@ import shutil
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +39,11 @@ class _Job:
     stream_index: int | None = None
 
 
+# Transcodes elsewhere than the local pool (`vidfit.apps.prepare` passes Ray's): given the jobs and the function
+# transcoding one, it returns why each job that failed did, by the job's target file.
+TranscodeRunner = Callable[[list[_Job], Callable[[_Job], int]], dict[Path, str]]
+
+
 def prepare_manifest(
     manifest_path: str | os.PathLike[str],
     *,
@@ -50,6 +55,9 @@ def prepare_manifest(
     sync_tolerance_seconds: float = 0.1,
     allow_outside_root: bool = False,
     progress: bool = True,
+    video_ids: Collection[str] | None = None,
+    manifest_name: str | None = None,
+    runner: TranscodeRunner | None = None,
 ) -> Path:
     """Transcodes every view to H.264 at `size` and writes a manifest of the copies; returns its path.
 
@@ -68,18 +76,26 @@ def prepare_manifest(
         sync_tolerance_seconds: Largest allowed difference between the durations of a video's views.
         allow_outside_root: Accept original paths outside the manifest's data root.
         progress: Show a progress bar.
+        video_ids: Only these videos are checked, transcoded and written to the manifest (a shard's); None: all.
+        manifest_name: The new manifest's file name in `out_dir`; None: the original's.
+        runner: Transcodes the views instead of the local pool of `workers` processes.
     """
     _check_arguments(size=size, gop=gop, workers=workers, crf=crf)
     manifest = load_manifest(manifest_path, allow_outside_root=allow_outside_root)
     if not manifest.videos:
         raise ManifestError([Problem(None, Path(manifest_path), "videos", "is empty: there is nothing to prepare")])
-    build_chunk_index(manifest, sync_tolerance_seconds=sync_tolerance_seconds)
+    videos = manifest.videos if video_ids is None else tuple(v for v in manifest.videos if v.id in video_ids)
+    build_chunk_index(replace(manifest, videos=videos), sync_tolerance_seconds=sync_tolerance_seconds)
     root = Path(out_dir).resolve()
-    target = check_writable(resolve_inside(root, Path(manifest_path).name))
-    entries = [_relocate(entry, root) for entry in manifest.videos]
+    target = check_writable(resolve_inside(root, manifest_name or Path(manifest_path).name))
+    entries = [_relocate(entry, root) for entry in videos]
+    jobs = _jobs(videos, entries, size=size, gop=gop, crf=crf)
     with _sigterm_as_interrupt():
-        _run(_jobs(manifest.videos, entries, size=size, gop=gop, crf=crf), workers=workers, progress=progress)
-    _link_keypoints(manifest.videos, entries)
+        if runner is None:
+            _run(jobs, workers=workers, progress=progress)
+        else:
+            _raise_first_failure(jobs, runner(jobs, _transcode))
+    _link_keypoints(videos, entries)
     return save_manifest(Manifest(manifest.labels, root, tuple(entries)), target)
 
 
@@ -141,6 +157,13 @@ def _run(jobs: list[_Job], *, workers: int, progress: bool) -> None:
         _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _raise_first_failure(jobs: list[_Job], failures: dict[Path, str]) -> None:
+    """The first failed view's error, as the local pool reports it."""
+    for job in jobs:
+        if job.target in failures:
+            raise RuntimeError(f"{job.source}: transcoding failed: {failures[job.target]}")
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

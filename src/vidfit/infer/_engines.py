@@ -11,6 +11,7 @@ every file vidfit writes is renamed into place only once complete (`vidfit.io.wr
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -22,6 +23,7 @@ from vidfit.infer._jobs import run_jobs
 _Job = TypeVar("_Job")
 _Loaded = TypeVar("_Loaded")
 _Result = TypeVar("_Result")
+_Key = TypeVar("_Key", bound=Hashable)
 
 EngineName = Literal["local", "ray"]
 # A job is tried again this many times after its worker died; an exception it raises is its failure at once.
@@ -30,7 +32,7 @@ RAY_INSTALL = "pip install 'vidfit[ray]'"
 
 
 @dataclass(frozen=True)
-class Work(Generic[_Job, _Loaded, _Result]):
+class Work(Generic[_Job, _Loaded, _Result, _Key]):
     """What each job runs: ``run(load(), job)``, `load` called once per worker (None: nothing to load).
 
     `load` and `run` must be picklable (module-level functions, `functools.partial`) for Ray.
@@ -43,7 +45,7 @@ class Work(Generic[_Job, _Loaded, _Result]):
     """
 
     run: Callable[[_Loaded, _Job], _Result]
-    key: Callable[[_Job], Hashable]
+    key: Callable[[_Job], _Key]
     description: str
     load: Callable[[], _Loaded] | None = None
 
@@ -65,21 +67,23 @@ class Engine:
     def __post_init__(self) -> None:
         if self.name not in _ENGINES:
             raise ValueError(f"engine={self.name!r} is not one of {', '.join(map(repr, _ENGINES))}")
+        if self.name == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError(f"engine='ray' needs Ray, which is not installed: {RAY_INSTALL}")
         if self.ray_address is not None and self.name != "ray":
             raise ValueError(f"ray_address={self.ray_address!r} needs engine='ray' (engine={self.name!r})")
         if self.num_gpus_per_actor is not None and self.num_gpus_per_actor < 0:
             raise ValueError(f"num_gpus_per_actor={self.num_gpus_per_actor!r} must be >= 0")
 
     def run(
-        self, jobs: Sequence[_Job], work: Work[_Job, Any, _Result], *, progress: bool = True
-    ) -> tuple[dict[Hashable, _Result], dict[Hashable, str]]:
+        self, jobs: Sequence[_Job], work: Work[_Job, Any, _Result, _Key], *, progress: bool = True
+    ) -> tuple[dict[_Key, _Result], dict[_Key, str]]:
         """Every job of `jobs`: the results, and why the others failed, both by ``work.key(job)`` in job order."""
         results, failures = _ENGINES[self.name](self, list(jobs), work, progress)
         order = [work.key(job) for job in jobs]
         return {k: results[k] for k in order if k in results}, {k: failures[k] for k in order if k in failures}
 
 
-def _local(engine: Engine, jobs: list[Any], work: Work[Any, Any, Any], progress: bool) -> tuple[dict, dict]:
+def _local(engine: Engine, jobs: list[Any], work: Work[Any, Any, Any, Any], progress: bool) -> tuple[dict, dict]:
     loaded = work.load() if work.load is not None else None
     return run_jobs(
         jobs, functools.partial(work.run, loaded), key=work.key, description=work.description, progress=progress
@@ -95,7 +99,7 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray(engine: Engine, jobs: list[Any], work: Work[Any, Any, Any], progress: bool) -> tuple[dict, dict]:
+def _ray(engine: Engine, jobs: list[Any], work: Work[Any, Any, Any, Any], progress: bool) -> tuple[dict, dict]:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
@@ -128,13 +132,13 @@ class _Worker:
         return _attempt(self.run, self.loaded, job)
 
 
-def _submit_tasks(ray: Any, work: Work[Any, Any, Any]) -> Callable[[Any], Any]:
+def _submit_tasks(ray: Any, work: Work[Any, Any, Any, Any]) -> Callable[[Any], Any]:
     """One CPU task per job (per view for transcoding), retried when its worker dies; Ray queues them all."""
     task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(_attempt)
     return lambda job: (task.remote(work.run, None, job), None)
 
 
-def _start_actors(ray: Any, engine: Engine, num_jobs: int, work: Work[Any, Any, Any]) -> list[Any]:
+def _start_actors(ray: Any, engine: Engine, num_jobs: int, work: Work[Any, Any, Any, Any]) -> list[Any]:
     """Actors that each load once, as many as the cluster holds; a dead one restarts, loading again."""
     resources = ray.cluster_resources()
     num_gpus = engine.num_gpus_per_actor
@@ -147,7 +151,7 @@ def _start_actors(ray: Any, engine: Engine, num_jobs: int, work: Work[Any, Any, 
 
 def _collect(
     ray: Any, jobs: list[Any], *, submit: Callable[..., tuple[Any, Any]], actors: list[Any] | None,
-    work: Work[Any, Any, Any], progress: bool,
+    work: Work[Any, Any, Any, Any], progress: bool,
 ) -> tuple[dict, dict]:  # fmt: skip
     """Results as jobs finish, feeding the progress bar; a job whose retries ran out is its video's failure.
 
@@ -189,7 +193,7 @@ def _first_line(error: Exception) -> str:
     return next(iter(str(error).strip().splitlines()), type(error).__name__)
 
 
-_ENGINES: dict[str, Callable[[Engine, list[Any], Work[Any, Any, Any], bool], tuple[dict, dict]]] = {
+_ENGINES: dict[str, Callable[[Engine, list[Any], Work[Any, Any, Any, Any], bool], tuple[dict, dict]]] = {
     "local": _local,
     "ray": _ray,
 }

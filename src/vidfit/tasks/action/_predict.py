@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -26,9 +27,12 @@ from vidfit.infer import (
     CheckpointState,
     ChunkedPredictor,
     DetectionMAP,
+    Engine,
     Ranks,
+    Shard,
     VideoFile,
     VideoPrediction,
+    Work,
     broadcast_from_rank_zero,
     detection_map,
     expand_inputs,
@@ -37,9 +41,9 @@ from vidfit.infer import (
     frames_to_segments,
     gather_to_rank_zero,
     join_launch,
-    run_jobs,
     segment_f1,
     write_predictions,
+    write_shard_record,
 )
 from vidfit.infer._results import Segment as TimedSegment
 from vidfit.io import VideoReader, check_writable
@@ -102,6 +106,8 @@ def predict(
     overrides: Sequence[str] = (),
     split: str | None = None,
     progress: bool = True,
+    engine: Engine | None = None,
+    shard: Shard | None = None,
 ) -> PredictResult:
     """Predicts every video of `inputs`: video files, folders of them, or manifests (multi-view videos).
 
@@ -116,6 +122,10 @@ def predict(
         overrides: ``section.key=value`` changes to the checkpoint's config, e.g. ``train.chunk_infer_size=64``.
         split: Only the manifest videos of this split.
         progress: Show a progress bar.
+        engine: Where the videos are predicted: this process (or torchrun's, the default), or Ray actors that each
+            load the model.
+        shard: Only this shard's videos, written to ``<out stem>.shard-<i>-of-<N>.json`` (and ``.csv``) with a
+            record of the whole set beside, for `vidfit merge` (docs/DISTRIBUTED.md).
     """
     if checkpoint.task != "action":
         raise ConfigError(
@@ -123,19 +133,25 @@ def predict(
         )
     config = config_from_dict(checkpoint.config, source=str(checkpoint.path), overrides=tuple(overrides))
     views, labels = list(checkpoint.hyper_parameters["views"]), tuple(checkpoint.hyper_parameters["label_names"])
-    model = build_model(config, label_names=labels, views=views, load_pretrained=False)
-    model.load_state_dict(checkpoint.weights)
+    out = out if shard is None else shard.output_path(out)
     # The output place is checked before any video is decoded: a full run must not end in a refused write.
     paths = (check_writable(out), check_writable(Path(out).with_suffix(".csv")))
     jobs, failures = _collect_jobs(inputs, views=views, split=split)
+    all_ids = [job.video_id for job in jobs]
+    if shard is not None:
+        jobs = [job for job in jobs if job.video_id in shard.video_ids(all_ids)]
     with join_launch() as ranks:
-        predictor = _predictor(model, config, ranks)
         share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
-        mine = _predict_jobs(predictor, jobs=share, views=views, config=config, progress=shown)
+        mine = (engine or Engine()).run(
+            share, _work(checkpoint, config, ranks, views=views, labels=labels), progress=shown
+        )
         parts = gather_to_rank_zero(mine)
         predictions, summary = mine[0], _Summary({}, None, None, None)
         if parts is not None:
             predictions, summary = _write_results(parts, jobs=jobs, paths=paths, labels=labels)
+            if shard is not None:
+                failed = {**failures, **summary.failures}
+                write_shard_record(paths[0], shard=shard, kind="predictions", video_ids=all_ids, failures=failed)
         # The other ranks return once rank 0 has written the files, with its failures and scores.
         summary = broadcast_from_rank_zero(summary)
     return PredictResult(
@@ -184,20 +200,35 @@ def _predictor(model: VideoClassifier, config: ActionConfig, ranks: Ranks) -> Ch
     return chunked_predictor(model, config, device=device, precision=precision)  # type: ignore[arg-type]
 
 
-def _predict_jobs(
-    predictor: ChunkedPredictor, *, jobs: list[_Job], views: list[str], config: ActionConfig, progress: bool
-) -> tuple[dict[str, VideoPrediction], dict[str, str]]:
-    """Predictions of the videos of `jobs`, and why the others could not be predicted.
+def _work(
+    checkpoint: CheckpointState, config: ActionConfig, ranks: Ranks, *, views: list[str], labels: tuple[str, ...]
+) -> Work[_Job, ChunkedPredictor, VideoPrediction, str]:
+    """Each video through a predictor that every worker (this process, or each Ray actor) loads once.
 
     Any error of one video is that video's failure, never the run's (`run_jobs`).
     """
-    return run_jobs(
-        jobs,
-        lambda job: _predict_job(predictor, job=job, views=views, config=config),
-        key=lambda job: job.video_id,
+    return Work(
+        functools.partial(_run_job, views=views, config=config),
+        key=_video_id,
         description="predicting",
-        progress=progress,
+        load=functools.partial(_load_predictor, checkpoint, config, ranks, labels=labels, views=views),
     )
+
+
+def _load_predictor(
+    checkpoint: CheckpointState, config: ActionConfig, ranks: Ranks, *, labels: tuple[str, ...], views: list[str]
+) -> ChunkedPredictor:
+    model = build_model(config, label_names=labels, views=views, load_pretrained=False)
+    model.load_state_dict(checkpoint.weights)
+    return _predictor(model, config, ranks)
+
+
+def _run_job(predictor: ChunkedPredictor, job: _Job, *, views: list[str], config: ActionConfig) -> VideoPrediction:
+    return _predict_job(predictor, job=job, views=views, config=config)
+
+
+def _video_id(job: _Job) -> str:
+    return job.video_id
 
 
 def _in_job_order(

@@ -11,10 +11,15 @@ from pathlib import Path
 import torch
 
 from vidfit.config import ConfigError, config_from_dict, resolve_precision
-from vidfit.infer import VIDEO_SUFFIXES, CheckpointState, VideoFile, expand_inputs, first_duplicate, run_jobs
+from vidfit.infer import VIDEO_SUFFIXES, CheckpointState, Engine, Shard, VideoFile, Work, expand_inputs, first_duplicate
 from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
-from vidfit.tasks.super_resolution._stream import DEFAULT_SR_CHUNK_FRAMES, UpscaleResult, upscale_video
+from vidfit.tasks.super_resolution._stream import (
+    DEFAULT_SR_CHUNK_FRAMES,
+    SuperResolutionModel,
+    UpscaleResult,
+    upscale_video,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ def upscale(
     split: str | None = None,
     codec: str = "libx264",
     progress: bool = True,
+    engine: Engine | None = None,
+    shard: Shard | None = None,
 ) -> UpscaleRun:
     """`predict`'s sibling for ``experiment.task: super_resolution``: upscales every frame of every input video.
 
@@ -65,23 +72,50 @@ def upscale(
         split: Only the manifest videos of this split.
         codec: ``"libx264"`` (H.264 4:2:0, even sizes only) or ``"libx264rgb"`` (RGB H.264, any size).
         progress: Show a progress bar.
+        engine: Where the videos are upscaled: this process (the default), or Ray actors that each load the model.
+        shard: Only this shard's input videos (each output is a file of its own: there is nothing to merge).
     """
     config = config_from_dict(checkpoint.config, source=str(checkpoint.path), overrides=tuple(overrides))
+    model = build_sr_model(config)
+    chunk_num_frames = _chunk_num_frames(config, model_frames=model.num_frames)
+    pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
+    if shard is not None:
+        pairs = [pair for pair in pairs if str(pair[0]) in shard.video_ids([str(source) for source, _ in pairs])]
+    work = Work(
+        functools.partial(_upscale_pair, chunk_num_frames=chunk_num_frames, codec=codec),
+        key=_source_key,
+        description="upscaling",
+        load=functools.partial(_load_model, checkpoint, config),
+    )
+    outputs, video_failures = (engine or Engine()).run(pairs, work, progress=progress)
+    return UpscaleRun(outputs, {**failures, **video_failures})
+
+
+def _load_model(checkpoint: CheckpointState, config: SRConfig) -> tuple[SuperResolutionModel, torch.device, str]:
+    """The model on this worker's device (a GPU where it has one), with the precision it runs at there."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_sr_model(config)
     model.load_state_dict(checkpoint.weights)
-    model = model.eval().to(device)
-    chunk_num_frames = _chunk_num_frames(config, model_frames=model.num_frames)
-    pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
     precision = resolve_precision(config) if device.type == "cuda" else "32"
-    run = functools.partial(
-        upscale_video, model, chunk_num_frames=chunk_num_frames, device=device, codec=codec,
+    return model.eval().to(device), device, precision
+
+
+def _upscale_pair(
+    loaded: tuple[SuperResolutionModel, torch.device, str],
+    pair: tuple[Path, Path],
+    *,
+    chunk_num_frames: int,
+    codec: str,
+) -> UpscaleResult:
+    model, device, precision = loaded
+    return upscale_video(
+        model, *pair, chunk_num_frames=chunk_num_frames, device=device, codec=codec,
         precision=precision,  # type: ignore[arg-type]
     )  # fmt: skip
-    outputs, video_failures = run_jobs(
-        pairs, lambda pair: run(*pair), key=lambda pair: str(pair[0]), description="upscaling", progress=progress
-    )
-    return UpscaleRun(outputs, {**failures, **video_failures})
+
+
+def _source_key(pair: tuple[Path, Path]) -> str:
+    return str(pair[0])
 
 
 def _chunk_num_frames(config: SRConfig, *, model_frames: int) -> int:
