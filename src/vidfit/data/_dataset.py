@@ -176,13 +176,9 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         video = self.index.videos[chunk.video_id]
         config = self.config
         positions = sample_positions(
-            chunk.num_frames,
-            mode=config.mode,
-            num_frames=config.num_frames,
-            sampling=config.sampling,
-            frame_stride=config.frame_stride,
-            rng=self.worker_generator(),
-        )
+            chunk.num_frames, mode=config.mode, num_frames=config.num_frames, sampling=config.sampling,
+            frame_stride=config.frame_stride, rng=self.worker_generator(),
+        )  # fmt: skip
         frames = chunk.start_frame + positions
         reference = next(iter(video.views.values()))
         times = self.reader_pool().get(reference).pts_seconds[frames] - reference.begin_seconds

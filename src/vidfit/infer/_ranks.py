@@ -106,10 +106,6 @@ def join_launch(*, timeout_seconds: float = GATHER_TIMEOUT_SECONDS) -> Iterator[
 
 def _environment_int(name: str, *, default: int) -> int:
     text = os.environ.get(name, str(default))
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={text!r} is not an integer (set by torchrun)") from None
-    if value < 0:
-        raise ValueError(f"environment variable {name}={text!r} must be >= 0")
-    return value
+    if not text.strip().isdigit():
+        raise ValueError(f"environment variable {name}={text!r} must be an integer >= 0 (torchrun sets it)")
+    return int(text)

@@ -178,9 +178,11 @@ def write_predictions(
     label_names: Sequence[str],
 ) -> tuple[Path, Path]:
     """Writes the JSON results and the per-frame CSV as one output set: both appear, or neither changes."""
-    documents = (_predictions_json(predictions, label_names), _frame_csv(predictions, label_names))
     written = write_files_atomic(
-        {path: functools.partial(_write_text, text=text) for path, text in zip((json_path, csv_path), documents)}
+        {
+            json_path: functools.partial(_write_text, text=_predictions_json(predictions, label_names)),
+            csv_path: functools.partial(_write_text, text=_frame_csv(predictions, label_names)),
+        }
     )
     return written[0], written[1]
 

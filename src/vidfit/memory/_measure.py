@@ -89,14 +89,9 @@ def measure_step(
     opt = build_optimizer(optimizer, (p for p in model.parameters() if p.requires_grad))
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "16-mixed")
     step = _StepRunner(
-        model=model,
-        input_factory=input_factory,
-        device=dev,
-        precision=precision,
-        optimizer=opt,
-        scaler=scaler,
+        model=model, input_factory=input_factory, device=dev, precision=precision, optimizer=opt, scaler=scaler,
         loss_fn=loss_fn or sum_loss,
-    )
+    )  # fmt: skip
     durations: list[float] = []
     oom = False
     free_memory()

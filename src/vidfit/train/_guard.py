@@ -34,6 +34,18 @@ class GuardedStep(Generic[_Output]):
     oom_retries: int
 
 
+@dataclass(frozen=True)
+class _Step(Generic[_Output]):
+    """The arguments of one `OomGuard.run`, as each attempt needs them."""
+
+    batch: Any
+    batch_size: int
+    compute: Callable[[Any], tuple[torch.Tensor, _Output]]
+    backward: Callable[[torch.Tensor], None]
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]]
+    synchronized: bool
+
+
 class OomGuard:
     """Runs forward and backward of a batch as micro-batches, and redoes it in more of them after an OOM.
 
@@ -83,8 +95,9 @@ class OomGuard:
             torch.OutOfMemoryError: A single sample does not fit, or a synchronized batch ran out of memory;
                 the message says what to change.
         """
+        step = _Step(batch, batch_size, compute, backward, no_sync, synchronized)
         outcome = retry_on_oom(
-            functools.partial(self._isolated, batch, batch_size, compute, backward, no_sync, synchronized),
+            functools.partial(self._isolated, step),
             self.num_micro_batches,
             shrink=functools.partial(self._split_further, batch_size=batch_size, synchronized=synchronized),
             advice=lambda _: self._give_up_advice(synchronized),
@@ -92,22 +105,13 @@ class OomGuard:
         loss, outputs = outcome.result
         return GuardedStep(loss, outputs, min(outcome.setting, batch_size), outcome.oom_retries)
 
-    def _isolated(
-        self,
-        batch: Any,
-        batch_size: int,
-        compute: Callable[[Any], tuple[torch.Tensor, _Output]],
-        backward: Callable[[torch.Tensor], None],
-        no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
-        synchronized: bool,
-        num_micro_batches: int,
-    ) -> tuple[torch.Tensor, list[_Output]]:
-        """One attempt, its gradients gathered apart from the earlier ones unless `synchronized`."""
-        earlier = None if synchronized else self._stash_gradients()
+    def _isolated(self, step: _Step[_Output], num_micro_batches: int) -> tuple[torch.Tensor, list[_Output]]:
+        """One attempt, its gradients gathered apart from the earlier ones unless the step is synchronized."""
+        earlier = None if step.synchronized else self._stash_gradients()
         # A batch smaller than the split kept from an earlier OOM (the epoch's last, or after a resume) runs per clip.
-        num_parts = min(num_micro_batches, batch_size)
+        num_parts = min(num_micro_batches, step.batch_size)
         try:
-            loss, outputs = self._attempt(batch, num_parts, compute, backward, no_sync)
+            loss, outputs = self._attempt(step, num_parts)
         except BaseException:
             if earlier is not None:
                 self._restore_gradients(earlier, keep_new=False)
@@ -116,20 +120,13 @@ class OomGuard:
             self._restore_gradients(earlier, keep_new=True)
         return loss, outputs
 
-    def _attempt(
-        self,
-        batch: Any,
-        num_parts: int,
-        compute: Callable[[Any], tuple[torch.Tensor, _Output]],
-        backward: Callable[[torch.Tensor], None],
-        no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
-    ) -> tuple[torch.Tensor, list[_Output]]:
-        parts = split_batch(batch, num_parts) if num_parts > 1 else [batch]
+    def _attempt(self, step: _Step[_Output], num_parts: int) -> tuple[torch.Tensor, list[_Output]]:
+        parts = split_batch(step.batch, num_parts) if num_parts > 1 else [step.batch]
         losses, outputs = [], []
         for index, part in enumerate(parts):
-            with no_sync() if index < len(parts) - 1 else contextlib.nullcontext():
-                loss, output = compute(part)
-                backward(loss)
+            with step.no_sync() if index < len(parts) - 1 else contextlib.nullcontext():
+                loss, output = step.compute(part)
+                step.backward(loss)
             losses.append(loss.detach())
             outputs.append(output)
         return torch.stack(losses).sum(), outputs

@@ -198,12 +198,9 @@ class SRPatchDataset(WorkerLocal, Dataset[dict[str, Any]]):
         self.config = config
         manifest = load_manifest(config.manifest)
         self.index = build_chunk_index(
-            manifest,
-            split=config.split,
-            max_video_frames=config.max_video_frames,
-            chunk_overlap_frames=config.chunk_overlap_frames,
-            cache_dir=config.cache_dir,
-        )
+            manifest, split=config.split, max_video_frames=config.max_video_frames,
+            chunk_overlap_frames=config.chunk_overlap_frames, cache_dir=config.cache_dir,
+        )  # fmt: skip
         self.sources: dict[str, list[tuple[str, VideoMetadata]]] = self._check_sources()
         self.init_worker_local(
             seed=config.seed, max_open_readers=config.max_open_readers, reader_threads=config.num_threads
