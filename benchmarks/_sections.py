@@ -22,9 +22,10 @@ import torch
 import train
 from _cache import bench_video
 
-from vidfit.memory import format_bytes, memory_report, parse_bytes, track_peak
+from vidfit.memory import memory_report, track_peak
+from vidfit.memory._report import format_bytes, parse_bytes
 from vidfit.models import build_classifier
-from vidfit.train import OomGuard
+from vidfit.train._guard import OomGuard
 
 Figure = float | int | str | None
 

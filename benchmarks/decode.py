@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from _cache import bench_video
 
-from vidfit.io import Backend, VideoReader
+from vidfit.io import VideoReader
+from vidfit.io._decoders import Backend
 from vidfit.memory import track_peak
 
 

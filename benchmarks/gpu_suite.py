@@ -80,7 +80,7 @@ class Results:
             md.write(text + "\n")
 
     def _save(self) -> None:
-        from vidfit.io import write_text_atomic  # after the bundle: vidfit.io imports PyAV
+        from vidfit.io._atomic import write_text_atomic
 
         write_text_atomic(self.json_path, json.dumps({"runs": self.runs}, indent=1) + "\n")
 

@@ -22,7 +22,8 @@ from _cache import bench_video
 
 from vidfit.infer import ChunkedPredictor
 from vidfit.io import VideoReader
-from vidfit.memory import format_bytes, track_peak
+from vidfit.memory import track_peak
+from vidfit.memory._report import format_bytes
 from vidfit.models import build_classifier
 
 

@@ -28,8 +28,10 @@ import torch
 from _cache import demo_dataset
 
 from vidfit.config import Config, config_from_dict
-from vidfit.memory import PlanRow, format_bytes, memory_report, parse_bytes
-from vidfit.models import backbone_constraints
+from vidfit.memory import memory_report
+from vidfit.memory._plan import PlanRow
+from vidfit.memory._report import format_bytes, parse_bytes
+from vidfit.models._backbone_recipes import backbone_constraints
 from vidfit.train import fit, plan_memory
 
 PRECISION = "16-mixed"

@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from _cache import demo_dataset
 from torch import nn
 
-from vidfit.memory import MeasuredStep, Precision, measure_step
+from vidfit.memory import measure_step
+from vidfit.memory._measure import MeasuredStep
+from vidfit.memory._step import Precision
 from vidfit.models import ESPCN, build_espcn
 from vidfit.tasks.super_resolution._module import SRMetrics
 from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset, collate_patches

@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 from vidfit.config import config_from_dict
 from vidfit.models import build_classifier
 from vidfit.tasks.action import VideoClassificationModule
-from vidfit.train import ThroughputReport, fit
+from vidfit.train import fit
+from vidfit.train._callbacks import ThroughputReport
 
 WARMUP = 5  # steps left out of every timing: workers starting, cuDNN autotuning
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16, "32": None}

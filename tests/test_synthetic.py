@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from vidfit._synthetic import DemoDataset, make_demo_dataset
-from vidfit.data import Manifest, build_chunk_index, load_manifest
+from vidfit.data import Manifest, load_manifest
+from vidfit.data._chunks import build_chunk_index
 from vidfit.io import VideoReader, probe
 
 TINY: dict[str, Any] = {"num_videos_per_class": 2, "num_frames": 16, "size": (32, 32), "seed": 3}

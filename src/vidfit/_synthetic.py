@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from vidfit.data import Manifest, Segment, Timeline, VideoEntry, save_manifest
-from vidfit.io import write_text_atomic, write_video
+from vidfit.io import write_video
+from vidfit.io._atomic import write_text_atomic
 
 MOTIONS: tuple[str, ...] = ("idle", "left", "right", "jump")
 MANIFEST_NAME = "manifest.yaml"

@@ -20,7 +20,6 @@ from vidfit.apps import merge, predict, prepare, run_demo
 from vidfit.apps._demo import DEMO_EPOCHS, DEMO_VIDEOS_PER_CLASS
 from vidfit.config import ConfigError, load_config
 from vidfit.data import (
-    OVERLAP_POLICIES,
     Manifest,
     ManifestError,
     import_activitynet,
@@ -33,9 +32,12 @@ from vidfit.data import (
     import_ucf101,
     save_manifest,
 )
-from vidfit.infer import ENGINE_NAMES, is_rank_zero
+from vidfit.data._import_formats import OVERLAP_POLICIES
+from vidfit.infer._engines import ENGINE_NAMES
+from vidfit.infer._ranks import is_rank_zero
 from vidfit.io import VideoDecodeError, VideoMetadata, probe
-from vidfit.train import fit, parse_grid, plan_memory, test, validate
+from vidfit.train import fit, plan_memory, test, validate
+from vidfit.train._plan_grid import parse_grid
 
 Command = Callable[[argparse.Namespace], int]
 

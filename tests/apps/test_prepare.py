@@ -15,7 +15,7 @@ from vidfit.apps import merge, prepare
 from vidfit.apps._prepare import _transcode_on
 from vidfit.cli import main
 from vidfit.data import load_manifest, prepare_manifest
-from vidfit.infer import Engine
+from vidfit.infer._engines import Engine
 from vidfit.io import VideoReader, VideoWriter
 
 SETTINGS: dict[str, Any] = {"size": (16, 16), "gop": 4, "crf": 10, "progress": False}
@@ -29,7 +29,7 @@ def test_prepare_on_ray_writes_the_local_pools_files(ray_cluster: Any, tiny_mani
 
 
 def _dies_on_first_attempt(transcode: Any, markers: Path, job: Any) -> int:
-    """The first attempt at the first video's views writes part of the copy, then its process dies."""
+    """The first attempt at each of the first video's views writes part of its copy, then its process dies."""
     marker = markers / f"{job.video_id}.{Path(job.target).stem}"
     if job.video_id == "vid_000" and not marker.exists():
         marker.touch()
@@ -50,7 +50,7 @@ def test_a_killed_transcode_is_retried_without_a_partial_or_duplicate_file(
         return _transcode_on(Engine("ray"), jobs, dying, progress=False)
 
     prepare_manifest(tiny_manifest, out_dir=tmp_path / "ray", runner=runner, **SETTINGS)
-    assert sorted(p.name for p in markers.iterdir()) == ["vid_000.left", "vid_000.right"]  # both died once
+    assert sorted(p.name for p in markers.iterdir()) == [f"vid_000.{view}" for view in ("front", "left")]
     prepare(tiny_manifest, out_dir=tmp_path / "local", **SETTINGS)
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
 
@@ -67,7 +67,7 @@ def test_shards_merge_into_the_unsharded_manifest(tiny_manifest: Path, tmp_path:
     assert (result.num_shards, result.num_videos, result.failures) == (3, 4, {})
     assert (out / whole.name).read_text() == whole.read_text()
     for video in load_manifest(out / whole.name).videos:
-        with VideoReader(video.views["left"]) as copy:
+        with VideoReader(video.views["front"]) as copy:
             reference = load_manifest(whole).videos[[v.id for v in load_manifest(whole).videos].index(video.id)]
-            with VideoReader(reference.views["left"]) as original:
+            with VideoReader(reference.views["front"]) as original:
                 assert np.array_equal(copy.pts_seconds, original.pts_seconds)

@@ -8,7 +8,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import DataLoader
 
 from vidfit.data import IGNORE_LABEL, VideoBatch, collate_samples
-from vidfit.memory import split_batch
+from vidfit.memory._oom import split_batch
 
 
 def _samples(count: int, *, views: int = 2, num_frames: int = 4, keypoints: bool = True) -> list[dict]:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import vidfit.data._validate as validate_module
 from tests.data.conftest import MakeDataset
-from vidfit.data import ManifestError, build_chunk_index, chunk_spans, load_manifest
+from vidfit.data import ManifestError, load_manifest
+from vidfit.data._chunks import build_chunk_index, chunk_spans
 
 
 def spans(num_frames: int, **kwargs: Any) -> list[tuple[int, int]]:

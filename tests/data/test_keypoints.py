@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidfit.data import ManifestError, load_video_keypoints
+from vidfit.data import ManifestError
+from vidfit.data._keypoints import load_video_keypoints
 
 
 def test_each_view_reads_the_keypoints_of_its_matched_frames(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from tests.io.test_streams import write_two_stream_mp4
 from tests.videos import frame_ids
-from vidfit.data import ManifestError, build_chunk_index, load_manifest, prepare_manifest, save_manifest
+from vidfit.data import ManifestError, load_manifest, prepare_manifest, save_manifest
+from vidfit.data._chunks import build_chunk_index
 from vidfit.data._sampling import ReaderPool
 from vidfit.io import VideoReader
 

@@ -17,15 +17,8 @@ from rich.progress import Progress, TaskID
 
 from tests.data.conftest import MakeDataset, WriteManifest, offset_pts, write_keypoints
 from vidfit.cli import main
-from vidfit.data import (
-    ManifestError,
-    VideoDataset,
-    VideoDatasetConfig,
-    VideoEntry,
-    build_chunk_index,
-    load_manifest,
-    prepare_manifest,
-)
+from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, VideoEntry, load_manifest, prepare_manifest
+from vidfit.data._chunks import build_chunk_index
 from vidfit.data._prepare import _relocate
 from vidfit.io import VideoReader, probe, write_video
 

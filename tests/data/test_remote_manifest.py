@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import MakeVideo
 from tests.io.test_sources import ServedFiles, http_server  # noqa: F401  (the fixture)
-from vidfit.data import ManifestError, build_chunk_index, load_manifest, prepare_manifest
+from vidfit.data import ManifestError, load_manifest, prepare_manifest
+from vidfit.data._chunks import build_chunk_index
 
 pytest.importorskip("aiohttp", reason="http:// sources need aiohttp (the 'remote' extra)")
 

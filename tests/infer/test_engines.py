@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from vidfit.infer import Engine, Shard, Work
+from vidfit.infer._engines import Engine, Work
+from vidfit.infer._shards import Shard
 
 
 def _double(offset: int, job: int) -> int:
@@ -42,7 +43,9 @@ def test_engine_choices_are_checked_first(options: dict, message: str) -> None:
 
 def test_without_ray_the_ray_engine_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # what find_spec reports for a module that is not installed
-    with pytest.raises(ValueError, match=r"engine='ray' needs Ray, which is not installed: pip install 'vidfit\[ray\]'"):
+    with pytest.raises(
+        ValueError, match=r"engine='ray' needs Ray, which is not installed: pip install 'vidfit\[ray\]'"
+    ):
         Engine("ray")
 
 

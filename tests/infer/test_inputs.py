@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from vidfit.infer import VideoFile, expand_inputs, first_duplicate
+from vidfit.infer import expand_inputs
+from vidfit.infer._inputs import VideoFile, first_duplicate
 
 
 def _manifest(root: Path) -> Path:

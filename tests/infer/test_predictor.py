@@ -8,7 +8,8 @@ import torch
 
 from tests.conftest import MakeVideo
 from tests.infer.fakes import ColourModel, random_video
-from vidfit.infer import ChunkedPredictor, Window
+from vidfit.infer import ChunkedPredictor
+from vidfit.infer._windows import Window
 from vidfit.io import VideoReader
 
 

@@ -10,16 +10,8 @@ import pytest
 import torch
 
 from tests.infer.fakes import ColourModel
-from vidfit.infer import (
-    ChunkedPredictor,
-    VideoPrediction,
-    frame_accuracy,
-    frames_to_segments,
-    segment_f1,
-    write_frame_csv,
-    write_predictions_json,
-)
-from vidfit.infer._results import Segment
+from vidfit.infer import ChunkedPredictor, VideoPrediction, frame_accuracy, segment_f1
+from vidfit.infer._results import Segment, frames_to_segments, write_frame_csv, write_predictions_json
 
 NAMES = ["red", "green", "blue"]
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import MakeVideo
-from vidfit.infer import Window, plan_windows
-from vidfit.infer._windows import aggregate, merge_frame_logits
+from vidfit.infer import plan_windows
+from vidfit.infer._windows import Window, aggregate, merge_frame_logits
 from vidfit.io import VideoReader
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vidfit.io import OutputError, check_writable, resolve_inside, write_files_atomic, write_text_atomic
+from vidfit.io import write_files_atomic
+from vidfit.io._atomic import OutputError, check_writable, resolve_inside, write_text_atomic
 
 
 def test_writes_every_file_with_the_umask_permissions(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidfit.io import CheckpointError, read_checkpoint, read_checkpoint_header
+from vidfit.io._checkpoint import CheckpointError, read_checkpoint, read_checkpoint_header
 
 _HEADER = {"num_classes": 4, "backbone": "tiny"}
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from tests.conftest import MakeVideo
-from vidfit.io import VideoReader, probe, source_stamp, write_video
+from vidfit.io import VideoReader, probe, write_video
+from vidfit.io._sources import source_stamp
 
 pytest.importorskip("fsspec", reason="remote sources need the 'remote' extra (fsspec, aiohttp)")
 pytest.importorskip("aiohttp", reason="http:// sources need aiohttp (the 'remote' extra)")

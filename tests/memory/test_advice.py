@@ -1,6 +1,6 @@
 import pytest
 
-from vidfit.memory import memory_advice
+from vidfit.memory._advice import memory_advice
 
 
 def test_offers_every_change_that_applies() -> None:

@@ -6,7 +6,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from tests.models.test_backbones import SMALL_CLIPS
-from vidfit.memory import UnestimableModelError, estimate_step_memory
+from vidfit.memory import estimate_step_memory
+from vidfit.memory._estimate import UnestimableModelError
 from vidfit.models import BACKBONES, build_classifier
 
 F32, BF16 = 4, 2

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from vidfit.memory import check_budget, largest_fitting_batch, measure_step
+from vidfit.memory import measure_step
+from vidfit.memory._measure import check_budget, largest_fitting_batch
 
 
 def _model() -> nn.Module:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from vidfit.memory import free_memory, is_oom, retry_on_oom, split_batch
+from vidfit.memory import free_memory, is_oom, retry_on_oom
+from vidfit.memory._oom import split_batch
 
 Pair = namedtuple("Pair", ["left", "right"])
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from vidfit.memory import PlanRow, plan_verdict, recommend, render_table, write_plan
+from vidfit.memory._plan import PlanRow, plan_verdict, recommend, render_table, write_plan
 
 GIB = 2**30
 BUDGET = 16 * GIB

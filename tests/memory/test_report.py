@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from vidfit.memory import MemoryReport, format_bytes, memory_report, parse_bytes, track_peak
+from vidfit.memory import MemoryReport, memory_report, track_peak
+from vidfit.memory._report import format_bytes, parse_bytes
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 from torchvision.models.video.resnet import BasicBlock, BasicStem, Bottleneck, Conv3DSimple, VideoResNet
 
-from vidfit.models import BACKBONE_ALIASES, BACKBONES, VideoBackbone, backbone_constraints, build_backbone
+from vidfit.models import BACKBONES, build_backbone
+from vidfit.models._backbone_recipes import backbone_constraints
+from vidfit.models._backbones import BACKBONE_ALIASES, VideoBackbone
 
 FEATURE_DIMS = {
     "tiny": 64,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from vidfit.models import ClassifierOutput, ClassifierSpec, VideoClassifier, build_classifier
+from vidfit.models import ClassifierOutput, VideoClassifier, build_classifier
 from vidfit.models._branches import LateFusion
+from vidfit.models._classifier import ClassifierSpec
 from vidfit.models._pretrained import KINETICS_MEAN, KINETICS_STD
 
 VIEWS = ("front", "left")

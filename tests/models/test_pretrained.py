@@ -14,10 +14,11 @@ import pytest
 import torch
 from torchvision.models import video as tv_video
 
-from vidfit.models import PRETRAINED_WEIGHTS, PretrainedWeightsUnavailableError, build_backbone, build_classifier
+from vidfit.models import PretrainedWeightsUnavailableError, build_backbone, build_classifier
 from vidfit.models._classifier import classifier_problems
 from vidfit.models._pretrained import (
     KINETICS_MEAN,
+    PRETRAINED_WEIGHTS,
     backbones_with_weights,
     cached_weights_path,
     normalization,

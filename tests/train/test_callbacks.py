@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vidfit.train import MemoryMonitor
+from vidfit.train._callbacks import MemoryMonitor
 
 SPIKE_BYTES = 256 * 2**20
 

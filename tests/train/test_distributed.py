@@ -27,9 +27,10 @@ from tests.conftest import tiny_overrides
 from vidfit.apps import predict
 from vidfit.config import load_config
 from vidfit.data import load_manifest, save_manifest
-from vidfit.infer import join_launch
+from vidfit.infer._ranks import join_launch
 from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
-from vidfit.train import agree_on_min, validate
+from vidfit.train import validate
+from vidfit.train._distributed import agree_on_min
 
 LAUNCH_TIMEOUT_SECONDS = 90.0
 
@@ -134,8 +135,8 @@ PREDICT_SCRIPT = """
     import json, sys
     import torch.distributed as dist
     from vidfit.apps import predict
-    from vidfit.infer import join_launch
-    from vidfit.train import agree_on_min
+    from vidfit.infer._ranks import join_launch
+    from vidfit.train._distributed import agree_on_min
 
     checkpoint, manifest, out = sys.argv[1:]
     with join_launch() as ranks:

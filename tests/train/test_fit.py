@@ -18,7 +18,8 @@ from tests.conftest import tiny_overrides
 from vidfit.config import ConfigError, config_from_dict, load_config
 from vidfit.infer import read_checkpoint
 from vidfit.tasks.action import VideoClassificationModule, check_checkpoint, load_module
-from vidfit.train import MemoryMonitor, fit, validate
+from vidfit.train import fit, validate
+from vidfit.train._callbacks import MemoryMonitor
 
 
 @pytest.mark.parametrize(
@@ -182,7 +183,8 @@ def test_auto_batch_runs_evaluate_and_save_the_chosen_batch(tiny_manifest: Path,
 def test_throughput_warning_names_the_fixes_that_apply_and_leaves_out_validation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from vidfit.train import ThroughputReport, _callbacks
+    from vidfit.train import _callbacks
+    from vidfit.train._callbacks import ThroughputReport
 
     clock = [0.0]
     monkeypatch.setattr(_callbacks, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))

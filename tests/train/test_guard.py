@@ -13,8 +13,9 @@ from tests.conftest import tiny_overrides
 from vidfit.config import load_config
 from vidfit.models import VideoClassifier
 from vidfit.tasks.action import load_module
-from vidfit.train import OomGuard, fit
 from vidfit.train import _run as run_module
+from vidfit.train import fit
+from vidfit.train._guard import OomGuard
 
 ADVICE = "set model.activation_checkpointing: true"
 

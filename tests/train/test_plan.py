@@ -11,10 +11,11 @@ import torch
 from tests.conftest import MakeVideo, tiny_overrides
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
-from vidfit.memory import cuda_mixed_precision
+from vidfit.memory._step import cuda_mixed_precision
 from vidfit.tasks.action._plan_step import PlanInputs, PlanStep
-from vidfit.train import AutoFitResult, PlanGrid, choose_batch_size, fit, parse_grid, plan_memory
-from vidfit.train._autofit import describe_fit, indivisible_note
+from vidfit.train import choose_batch_size, fit, plan_memory
+from vidfit.train._autofit import AutoFitResult, describe_fit, indivisible_note
+from vidfit.train._plan_grid import PlanGrid, parse_grid
 
 MiB = 2**20
 

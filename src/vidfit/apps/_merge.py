@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vidfit.data import load_manifest, save_manifest
-from vidfit.infer import ShardRecord, read_shard_record
-from vidfit.infer._shards import SHARD_RECORD_SUFFIX, ShardKind
+from vidfit.infer._shards import SHARD_RECORD_SUFFIX, ShardKind, ShardRecord, read_shard_record
 from vidfit.io import write_files_atomic
 
 # The sections of a predictions document keyed by video id; the others are the same in every shard.

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from vidfit.config import ConfigError, get_task
-from vidfit.infer import Engine, EngineName, Shard, read_checkpoint
+from vidfit.infer import read_checkpoint
+from vidfit.infer._engines import Engine, EngineName
+from vidfit.infer._shards import Shard
 
 
 def predict(

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from vidfit.data import load_manifest, prepare_manifest
-from vidfit.infer import Engine, EngineName, Shard, Work, write_shard_record
+from vidfit.infer._engines import Engine, EngineName, Work
+from vidfit.infer._shards import Shard, write_shard_record
 
 
 def prepare(

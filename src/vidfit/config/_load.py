@@ -19,8 +19,8 @@ from vidfit.config._parse import ConfigError, section_keys, section_problems
 from vidfit.config._rules import config_problems
 from vidfit.config._sections import DataConfig, ExperimentConfig, TrainConfig, TrainerConfig
 from vidfit.config._tasks import TaskSpec, get_task, task_names
-from vidfit.io import write_text_atomic
-from vidfit.memory import cuda_mixed_precision
+from vidfit.io._atomic import write_text_atomic
+from vidfit.memory._step import cuda_mixed_precision
 
 _Model = TypeVar("_Model")
 _Data = TypeVar("_Data", bound=DataConfig)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from lightning.pytorch.accelerators import AcceleratorRegistry
 
-from vidfit.memory import parse_bytes
+from vidfit.memory._report import parse_bytes
 
 if TYPE_CHECKING:
     from vidfit.config._load import Config

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from vidfit.data._manifest import VideoEntry
-from vidfit.io import source_stamp, write_text_atomic
+from vidfit.io._atomic import write_text_atomic
+from vidfit.io._sources import source_stamp
 
 _CACHE_VERSION = 2  # 2: file versions as strings (URLs have no mtime)
 

@@ -15,7 +15,9 @@ from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._keypoints import KeypointSource
 from vidfit.data._manifest import Manifest, VideoEntry
 from vidfit.data._validate import Requirements, check_video
-from vidfit.io import VideoMetadata, is_url, write_text_atomic
+from vidfit.io import VideoMetadata
+from vidfit.io._atomic import write_text_atomic
+from vidfit.io._sources import is_url
 
 Tail = Literal["keep", "merge", "drop"]
 OnError = Literal["raise", "skip"]

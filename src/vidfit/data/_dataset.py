@@ -29,7 +29,7 @@ from vidfit.data._sampling import (
     match_view_frames,
     sample_positions,
 )
-from vidfit.io import Backend
+from vidfit.io._decoders import Backend
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vidfit.io import is_url
+from vidfit.io._sources import is_url
 
 
 @dataclass(frozen=True)

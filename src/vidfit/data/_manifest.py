@@ -15,15 +15,8 @@ from typing import Any, Literal, get_args
 import yaml
 
 from vidfit.data._errors import ManifestError, Problem
-from vidfit.io import (
-    as_location,
-    is_inside,
-    join_location,
-    location_parent,
-    open_text,
-    relative_location,
-    write_text_atomic,
-)
+from vidfit.io._atomic import write_text_atomic
+from vidfit.io._sources import as_location, is_inside, join_location, location_parent, open_text, relative_location
 
 TimelineUnit = Literal["frames", "seconds"]
 TIMELINE_UNITS: tuple[str, ...] = get_args(TimelineUnit)

@@ -20,7 +20,8 @@ from rich.progress import Progress
 from vidfit.data._chunks import build_chunk_index
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import Manifest, VideoEntry, load_manifest, save_manifest
-from vidfit.io import VideoReader, VideoWriter, check_writable, resolve_inside
+from vidfit.io import VideoReader, VideoWriter
+from vidfit.io._atomic import check_writable, resolve_inside
 
 # Frames decoded and encoded at a time: bounds a worker's memory whatever the video's length.
 _CHUNK_FRAMES = 64

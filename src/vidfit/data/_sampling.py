@@ -11,7 +11,8 @@ import numpy as np
 from torch.utils.data import get_worker_info
 
 from vidfit.data._manifest import EPSILON_SECONDS, Timeline
-from vidfit.io import Backend, VideoMetadata, VideoReader
+from vidfit.io import VideoMetadata, VideoReader
+from vidfit.io._decoders import Backend
 
 Mode = Literal["clip", "chunk"]
 Sampling = Literal["random", "uniform", "consecutive"]

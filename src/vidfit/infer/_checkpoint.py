@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from vidfit.config import ConfigError
-from vidfit.io import CheckpointError, read_checkpoint_header
-from vidfit.io import read_checkpoint as read_whole
+from vidfit.io._checkpoint import CheckpointError, read_checkpoint_header
+from vidfit.io._checkpoint import read_checkpoint as read_whole
 
 
 @dataclass(frozen=True)

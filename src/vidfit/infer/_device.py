@@ -7,7 +7,7 @@ from typing import get_args
 
 import torch
 
-from vidfit.memory import Precision
+from vidfit.memory._step import Precision
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 _AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}

@@ -28,7 +28,8 @@ from vidfit.infer._windows import (
     window_input,
 )
 from vidfit.io import VideoReader
-from vidfit.memory import Precision, retry_on_oom
+from vidfit.memory import retry_on_oom
+from vidfit.memory._step import Precision
 
 
 class ModelOutput(Protocol):

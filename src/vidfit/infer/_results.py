@@ -15,8 +15,9 @@ import torch
 
 from vidfit.data import IGNORE_LABEL
 from vidfit.infer._windows import Aggregation, Window
-from vidfit.io import write_files_atomic, write_text_atomic
-from vidfit.memory import Precision
+from vidfit.io import write_files_atomic
+from vidfit.io._atomic import write_text_atomic
+from vidfit.memory._step import Precision
 
 RESULTS_VERSION = "vidfit-0.1"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vidfit.io import write_text_atomic
+from vidfit.io._atomic import write_text_atomic
 
 ShardKind = Literal["predictions", "manifest"]
 SHARD_RECORD_SUFFIX = ".record.json"

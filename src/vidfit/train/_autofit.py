@@ -16,7 +16,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vidfit.config import Config, ConfigError
-from vidfit.memory import Precision, check_budget, format_bytes, largest_fitting_batch, parse_bytes
+from vidfit.memory._measure import check_budget, largest_fitting_batch
+from vidfit.memory._report import format_bytes, parse_bytes
+from vidfit.memory._step import Precision
 from vidfit.train._distributed import agree_on_min
 from vidfit.train._plan_step import task_plan_step
 

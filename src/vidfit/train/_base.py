@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from vidfit.config import Config
-from vidfit.data import TensorBatch
+from vidfit.data._batch import TensorBatch
 from vidfit.train._guard import GuardedStep, OomGuard
 
 _Batch = TypeVar("_Batch", bound=TensorBatch)

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 
-from vidfit.data import TensorBatch
+from vidfit.data._batch import TensorBatch
 from vidfit.memory import PeakMemory, memory_report, track_peak
 
 

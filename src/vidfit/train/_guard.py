@@ -12,7 +12,8 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import nn
 
-from vidfit.memory import retry_on_oom, split_batch
+from vidfit.memory import retry_on_oom
+from vidfit.memory._oom import split_batch
 
 _Output = TypeVar("_Output")
 

@@ -16,17 +16,10 @@ from typing import Any
 import torch
 
 from vidfit.config import Config
-from vidfit.memory import (
-    PlanRow,
-    Precision,
-    check_budget,
-    format_bytes,
-    parse_bytes,
-    plan_verdict,
-    recommend,
-    render_table,
-    write_plan,
-)
+from vidfit.memory._measure import check_budget
+from vidfit.memory._plan import PlanRow, plan_verdict, recommend, render_table, write_plan
+from vidfit.memory._report import format_bytes, parse_bytes
+from vidfit.memory._step import Precision
 from vidfit.train._plan_grid import check_counts, check_precisions, check_switches
 from vidfit.train._plan_step import PlanStep, task_plan_step
 

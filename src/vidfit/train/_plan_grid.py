@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args
 
-from vidfit.memory import Precision, cuda_mixed_precision
+from vidfit.memory._step import Precision, cuda_mixed_precision
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 _PRECISION_ALIASES = {"16": "16-mixed", "fp16": "16-mixed", "bf16": "bf16-mixed", "fp32": "32"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from vidfit.config import Config, ConfigError
-from vidfit.memory import Precision
+from vidfit.memory._step import Precision
 
 
 class PlanStep(Protocol):

@@ -18,7 +18,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from vidfit.io import write_text_atomic
+from vidfit.io._atomic import write_text_atomic
 
 # Rank 0 records its run folder here for the processes Lightning's launcher starts from it.
 RUN_DIR_VARIABLE = "VIDFIT_RUN_DIR"

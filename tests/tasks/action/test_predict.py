@@ -19,7 +19,8 @@ from vidfit.apps import predict
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
 from vidfit.data import Segment, Timeline, load_manifest, save_manifest
-from vidfit.infer import VideoPrediction, Window
+from vidfit.infer import VideoPrediction
+from vidfit.infer._windows import Window
 from vidfit.io import VideoReader, write_video
 from vidfit.tasks.action import _predict as predict_module
 from vidfit.train import fit

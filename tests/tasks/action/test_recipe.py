@@ -14,7 +14,8 @@ from tests.conftest import tiny_overrides
 from vidfit.apps import predict
 from vidfit.cli import main
 from vidfit.config import load_config
-from vidfit.data import VideoDataset, collate_samples, decode_size
+from vidfit.data import VideoDataset, collate_samples
+from vidfit.data._dataset import decode_size
 from vidfit.tasks.action import load_module
 from vidfit.train import fit
 

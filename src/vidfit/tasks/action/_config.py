@@ -8,7 +8,10 @@ from typing import Literal
 from vidfit.config import Config, DataConfig, TrainConfig
 from vidfit.data import AugmentConfig
 from vidfit.data._augment import KeypointUnits
-from vidfit.models import BACKBONE_ALIASES, BACKBONES, backbone_constraints, classifier_problems
+from vidfit.models import BACKBONES
+from vidfit.models._backbone_recipes import backbone_constraints
+from vidfit.models._backbones import BACKBONE_ALIASES
+from vidfit.models._classifier import classifier_problems
 
 
 @dataclass

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from vidfit.config import ConfigError
 from vidfit.data import VideoDataset
 from vidfit.tasks.action._config import ActionConfig
-from vidfit.train import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
+from vidfit.train._loaders import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 
 
 class VideoDataModule(L.LightningDataModule):

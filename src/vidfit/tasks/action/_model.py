@@ -8,8 +8,9 @@ import torch
 
 from vidfit.config import ConfigError
 from vidfit.infer import ChunkedPredictor
-from vidfit.memory import Precision
-from vidfit.models import VideoClassifier, backbone_constraints, build_classifier
+from vidfit.memory._step import Precision
+from vidfit.models import VideoClassifier, build_classifier
+from vidfit.models._backbone_recipes import backbone_constraints
 from vidfit.tasks.action._config import ActionConfig
 
 

@@ -13,12 +13,15 @@ from torchmetrics.classification import MulticlassAccuracy
 from vidfit.config import config_from_dict
 from vidfit.data import IGNORE_LABEL, VideoBatch, augment_clips
 from vidfit.infer import ChunkedPredictor
-from vidfit.memory import Precision, memory_advice
-from vidfit.models import backbone_constraints
+from vidfit.memory._advice import memory_advice
+from vidfit.memory._step import Precision
+from vidfit.models._backbone_recipes import backbone_constraints
 from vidfit.tasks.action._config import ActionConfig, ActionDataConfig
 from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
 from vidfit.tasks.action._model import build_model, chunked_predictor
-from vidfit.train import GuardedModule, OomGuard, broadcast_buffers
+from vidfit.train import GuardedModule
+from vidfit.train._distributed import broadcast_buffers
+from vidfit.train._guard import OomGuard
 
 
 class VideoClassificationModule(GuardedModule):

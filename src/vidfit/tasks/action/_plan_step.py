@@ -9,10 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidfit.data import Manifest, VideoBatch, decode_size, load_manifest
+from vidfit.data import Manifest, VideoBatch, load_manifest
+from vidfit.data._dataset import decode_size
 from vidfit.io import VideoDecodeError, probe
-from vidfit.memory import Precision, estimate_step_memory, free_memory, measure_step, memory_advice
-from vidfit.models import ClassifierOutput, backbone_constraints, build_classifier
+from vidfit.memory import estimate_step_memory, free_memory, measure_step
+from vidfit.memory._advice import memory_advice
+from vidfit.memory._step import Precision
+from vidfit.models import ClassifierOutput, build_classifier
+from vidfit.models._backbone_recipes import backbone_constraints
 from vidfit.tasks.action._config import ActionConfig
 
 

@@ -13,40 +13,29 @@ import numpy as np
 import torch
 
 from vidfit.config import ConfigError, config_from_dict, resolve_precision
-from vidfit.data import (
-    IGNORE_LABEL,
-    Timeline,
-    VideoDatasetConfig,
-    decode_size,
-    frame_labels,
-    frame_midpoints,
-    load_video_keypoints,
-    match_view_frames,
-)
+from vidfit.data import IGNORE_LABEL, Timeline, VideoDatasetConfig
+from vidfit.data._dataset import decode_size
+from vidfit.data._keypoints import load_video_keypoints
+from vidfit.data._sampling import frame_labels, frame_midpoints, match_view_frames
 from vidfit.infer import (
     CheckpointState,
     ChunkedPredictor,
-    DetectionMAP,
-    Engine,
-    Ranks,
-    Shard,
-    VideoFile,
     VideoPrediction,
-    Work,
-    broadcast_from_rank_zero,
     detection_map,
     expand_inputs,
-    first_duplicate,
     frame_accuracy,
-    frames_to_segments,
-    gather_to_rank_zero,
-    join_launch,
     segment_f1,
     write_predictions,
-    write_shard_record,
 )
+from vidfit.infer._detection import DetectionMAP
+from vidfit.infer._engines import Engine, Work
+from vidfit.infer._inputs import VideoFile, first_duplicate
+from vidfit.infer._ranks import Ranks, broadcast_from_rank_zero, gather_to_rank_zero, join_launch
 from vidfit.infer._results import Segment as TimedSegment
-from vidfit.io import VideoReader, check_writable
+from vidfit.infer._results import frames_to_segments
+from vidfit.infer._shards import Shard, write_shard_record
+from vidfit.io import VideoReader
+from vidfit.io._atomic import check_writable
 from vidfit.models import VideoClassifier
 from vidfit.tasks.action._config import ActionConfig
 from vidfit.tasks.action._model import build_model, chunked_predictor

@@ -18,7 +18,7 @@ from vidfit.tasks.super_resolution._module import (
     load_teacher,
 )
 from vidfit.tasks.super_resolution._patches import SRPatchConfig, SRPatchDataset, collate_patches
-from vidfit.train import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
+from vidfit.train._loaders import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
 
 
 class SuperResolutionDataModule(L.LightningDataModule):

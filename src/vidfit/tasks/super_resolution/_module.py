@@ -17,7 +17,8 @@ from vidfit.models import ESPCN
 from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._patches import PatchBatch
-from vidfit.train import GuardedModule, OomGuard
+from vidfit.train import GuardedModule
+from vidfit.train._guard import OomGuard
 
 # ITU-R BT.601 luma of RGB in [0, 1], studio swing (16 to 235 of 255): the Y channel SR papers score on.
 _LUMA_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)

@@ -12,7 +12,8 @@ import torch
 
 from vidfit.infer._device import autocast, check_precision, resolve_device
 from vidfit.io import Chunk, VideoReader, VideoWriter
-from vidfit.memory import Precision, retry_on_oom
+from vidfit.memory import retry_on_oom
+from vidfit.memory._step import Precision
 
 # Frames decoded at a time by default: memory is O(chunk), and longer chunks barely speed the model up.
 DEFAULT_SR_CHUNK_FRAMES = 32

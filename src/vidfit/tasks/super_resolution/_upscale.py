@@ -11,7 +11,10 @@ from pathlib import Path
 import torch
 
 from vidfit.config import ConfigError, config_from_dict, resolve_precision
-from vidfit.infer import VIDEO_SUFFIXES, CheckpointState, Engine, Shard, VideoFile, Work, expand_inputs, first_duplicate
+from vidfit.infer import CheckpointState, expand_inputs
+from vidfit.infer._engines import Engine, Work
+from vidfit.infer._inputs import VIDEO_SUFFIXES, VideoFile, first_duplicate
+from vidfit.infer._shards import Shard
 from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._stream import (
