@@ -101,20 +101,20 @@ def loader_section(ctx: Context) -> Iterator[Row]:
 
 
 def train_section(ctx: Context) -> Iterator[Row]:
-    """The seed's loop, the same loop by hand with vidfit's settings, vidfit's module, and `fit` from files."""
+    """The plain baseline loop, the same loop by hand with vidfit's settings, vidfit's module, and `fit` from files."""
     small, full = train.Shape(2, 4, 32, 40, videos=4), train.Shape(12, 40, 160, 210, videos=16)
     backbone, shape = ("tiny", small) if ctx.smoke else ("r3d_18", full)
     steps, device, precision = (1 if ctx.smoke else 15), ctx.device, "16-mixed"
     clips = torch.randint(0, 256, (shape.batch, 3, shape.frames, shape.height, shape.width), dtype=torch.uint8)
     kwargs = {"batch": shape.batch, "steps": steps, "device": device}
-    seed = train.seed_loop(backbone, clips, **kwargs)  # type: ignore[arg-type]
-    yield Row("seed loop", {"clips_per_s": round(seed, 2)})
+    baseline = train.baseline_loop(backbone, clips, **kwargs)  # type: ignore[arg-type]
+    yield Row("baseline loop", {"clips_per_s": round(baseline, 2)})
     hand = train.tuned_loop(backbone, clips, precision=precision, **kwargs)  # type: ignore[arg-type]
     yield Row("vidfit settings by hand", {"clips_per_s": round(hand, 2)})
     ours = train.vidfit_module(backbone, clips, precision=precision, **kwargs)  # type: ignore[arg-type]
-    figures = {"clips_per_s": round(ours.timed, 2), "vs_hand": ours.timed / hand, "vs_seed": ours.timed / seed}
-    passed = ours.timed / hand >= 0.97 and ours.timed / seed >= 1.8
-    yield Row("vidfit module (in memory)", figures, "within 3% of by hand; >= 1.8x the seed loop", passed)
+    figures = {"clips_per_s": round(ours.timed, 2), "vs_hand": ours.timed / hand, "vs_seed": ours.timed / baseline}
+    passed = ours.timed / hand >= 0.97 and ours.timed / baseline >= 1.8
+    yield Row("vidfit module (in memory)", figures, "within 3% of by hand; >= 1.8x the baseline loop", passed)
     files = train.vidfit_fit_from_files(
         backbone, shape, steps=steps, device=device, folder=ctx.work / "train", precision=precision
     )

@@ -35,7 +35,7 @@ def pyav_threaded(path: Path) -> int:
 
 
 def whole_file(path: Path) -> int:
-    """The seeds' way: every frame of the file in memory at once."""
+    """The naive way: every frame of the file in memory at once."""
     with VideoReader(path) as reader:
         return len(reader.get_frames(0, len(reader)))
 

@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/infer.py [--quick]   (videos are generated once
 
 Table 1: `ChunkedPredictor.predict_readers` (64-frame windows, overlap 8) over single videos of
 increasing length; both peaks should stay flat, since nothing holds a whole video. Table 2: speed of
-chunked against whole-video inference where the whole video fits. Table 3 (GPU only): the seeds'
+chunked against whole-video inference where the whole video fits. Table 3 (GPU only): the
 memory-against-chunk table, measured. Every measurement runs in a fresh process. Compare rows within
 one run, never across machines. `--quick` uses the tiny backbone and small frames, to run on a CPU.
 """

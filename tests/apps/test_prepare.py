@@ -62,9 +62,9 @@ def test_shards_merge_into_the_unsharded_manifest(tiny_manifest: Path, tmp_path:
                  "--shard", "1/3"]) == 0  # fmt: skip
     firsts = [prepare(tiny_manifest, out_dir=out, shard=f"{i}/3", **SETTINGS) for i in (0, 2)]
     assert [p.name for p in firsts] == ["manifest_kpt.shard-0-of-3.yaml", "manifest_kpt.shard-2-of-3.yaml"]
-    assert [v.id for v in load_manifest(firsts[0]).videos] == ["vid_000", "vid_003"]
+    assert [v.id for v in load_manifest(firsts[0]).videos] == ["vid_000", "vid_003", "vid_006"]
     result = merge(out / whole.name)
-    assert (result.num_shards, result.num_videos, result.failures) == (3, 4, {})
+    assert (result.num_shards, result.num_videos, result.failures) == (3, 8, {})
     assert (out / whole.name).read_text() == whole.read_text()
     for video in load_manifest(out / whole.name).videos:
         with VideoReader(video.views["front"]) as copy:

@@ -146,3 +146,13 @@ def test_shipped_configs_are_valid(path: Path) -> None:
     config = load_config(path)
     # Paths in a config are relative to its file: they come back absolute, under the repository.
     assert Path(config.data.manifest).is_absolute() and CONFIGS.parent in Path(config.data.manifest).parents
+
+
+def test_paths_under_a_renamed_section_are_taken_from_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    path = tmp_path / "project" / "run.yaml"
+    path.write_text("dataset:\n  manifest: data/m.yaml\n")
+    config = load_config(path)
+    assert config.data.manifest == str(tmp_path / "project" / "data" / "m.yaml")
+    overridden = load_config(path, ["data.manifest=other.yaml"])
+    assert overridden.data.manifest == str(Path.cwd() / "other.yaml")

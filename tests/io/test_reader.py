@@ -390,3 +390,15 @@ def test_iter_chunks_reuses_only_buffers_the_caller_dropped(make_video: MakeVide
     assert all(torch.equal(c.data, frames[c.start_frame : c.stop_frame]) for c in kept)
     assert len({c.data.data_ptr() for c in kept}) == len(kept)
     assert len(set(pointers)) < len(pointers)
+
+
+def test_frames_decode_into_a_given_buffer(make_video) -> None:  # type: ignore[no-untyped-def]
+    path, _ = make_video("into.mkv", num_frames=12)
+    buffer = torch.zeros((2, 3, 32, 48, 3), dtype=torch.uint8)
+    with VideoReader(path) as reader:
+        expected = reader.get_frames_at([2, 5, 9]).data
+        batch = reader.get_frames_at([2, 5, 9], out=buffer[1])
+        assert batch.data.data_ptr() == buffer[1].data_ptr()
+        assert torch.equal(buffer[1].permute(0, 3, 1, 2), expected) and not buffer[0].any()
+        with pytest.raises(ValueError, match=r"out must be a contiguous uint8 CPU tensor of shape \(3, 32, 48, 3\)"):
+            reader.get_frames_at([2, 5, 9], out=torch.zeros((3, 3, 32, 48), dtype=torch.uint8))

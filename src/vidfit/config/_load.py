@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -83,8 +84,8 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | tupl
         document = loaded or {}
         if not isinstance(document, dict):
             raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(document).__name__}")
-        _resolve_paths(document, Path(path).parent)
-    return config_from_dict(document, source=source, overrides=overrides)
+    folder = Path(path).parent if path is not None else Path.cwd()
+    return _build(document, source=source, overrides=overrides, folder=folder)
 
 
 def config_from_dict(
@@ -94,9 +95,15 @@ def config_from_dict(
 
     Relative paths are taken from the working directory.
     """
+    return _build(document, source=source, overrides=overrides, folder=Path.cwd())
+
+
+def _build(document: dict[str, Any], *, source: str, overrides: Sequence[str], folder: Path) -> Config:
+    """`config_from_dict`, with the document's relative paths taken from `folder` (overrides' from the cwd)."""
     document = copy.deepcopy(document)
     # A file's other spellings first, so that an override of either spelling wins over the file.
     problems = apply_aliases(document, source=source, sections=SECTIONS)
+    _resolve_paths(document, folder)
     for override in overrides:
         _apply_override(document, override, source)
     _resolve_paths(document, Path.cwd())

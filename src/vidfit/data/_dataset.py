@@ -215,15 +215,17 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
     def _read_video(self, video: IndexedVideo, view_frames: np.ndarray) -> torch.Tensor:
         pool, reference = self.reader_pool(), next(iter(video.views.values()))
         size = decode_size(self.config.image_size, height=reference.height, width=reference.width)
-        batches = [
-            pool.get(video.views[view]).get_frames_at(indices, size=size).data
-            for view, indices in zip(self.views, view_frames, strict=True)
-        ]
+        height, width = size or (reference.height, reference.width)
+        # Every view decodes into its slice of one packed (V, T, H, W, 3) buffer, which the (V, 3, T, H, W)
+        # view keeps in memory: channels_last_3d, the layout the model runs in, so the frames are copied
+        # once, out of FFmpeg's scaler, and never transposed on the CPU or the GPU.
+        frames = torch.empty((len(self.views), view_frames.shape[1], height, width, 3), dtype=torch.uint8)
+        for slot, (view, indices) in enumerate(zip(self.views, view_frames, strict=True)):
+            pool.get(video.views[view]).get_frames_at(indices, size=size, out=frames[slot])
         if self.config.transform is not None:
-            batches = [self.config.transform(frames) for frames in batches]
-        # Stacked in the decoder's packed (T, H, W, 3) layout, which the (V, 3, T, H, W) view keeps in memory:
-        # channels_last_3d, the layout the model runs in, so neither the CPU nor the GPU transposes the frames.
-        return torch.stack([frames.permute(0, 2, 3, 1) for frames in batches]).permute(0, 4, 1, 2, 3)
+            transformed = [self.config.transform(view.permute(0, 3, 1, 2)) for view in frames]
+            frames = torch.stack([view.permute(0, 2, 3, 1) for view in transformed])
+        return frames.permute(0, 4, 1, 2, 3)
 
     def _read_keypoints(self, video: IndexedVideo, view_frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         sources = [video.keypoints.get(view) for view in self.views]

@@ -107,5 +107,5 @@ def join_launch(*, timeout_seconds: float = GATHER_TIMEOUT_SECONDS) -> Iterator[
 def _environment_int(name: str, *, default: int) -> int:
     text = os.environ.get(name, str(default))
     if not text.strip().isdigit():
-        raise ValueError(f"environment variable {name}={text!r} must be an integer >= 0 (torchrun sets it)")
+        raise ValueError(f"environment variable {name}={text!r} is not an integer >= 0 (torchrun sets it)")
     return int(text)

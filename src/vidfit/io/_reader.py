@@ -100,8 +100,21 @@ class VideoReader:
         self._check_range(start, stop, step)
         return self._batch(np.arange(start, stop, step, dtype=np.int64), _checked_size(size))
 
-    def get_frames_at(self, indices: Sequence[int] | np.ndarray, *, size: tuple[int, int] | None = None) -> FrameBatch:
-        """Frames at the given indices, which must be in non-decreasing order (repeats allowed)."""
+    def get_frames_at(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        *,
+        size: tuple[int, int] | None = None,
+        out: torch.Tensor | None = None,
+    ) -> FrameBatch:
+        """Frames at the given indices, which must be in non-decreasing order (repeats allowed).
+
+        Args:
+            indices: Frame indices.
+            size: ``(height, width)`` to resize to in FFmpeg's scaler; the native size when None.
+            out: A contiguous uint8 (N, H, W, 3) tensor the frames are decoded into (a slice of a larger
+                buffer, say, so that nothing is copied again); the batch's data is then a view of it.
+        """
         targets = np.asarray(indices).reshape(-1)
         if targets.size and targets.dtype.kind not in "iu":
             raise ValueError(f"{self.path}: frame indices must be integers, got dtype {targets.dtype}")
@@ -114,7 +127,8 @@ class VideoReader:
             )
         if np.any(np.diff(targets) < 0):
             raise IndexError(f"{self.path}: frame indices must be sorted in non-decreasing order in [0, {len(self)})")
-        return self._batch(targets, _checked_size(size))
+        size = _checked_size(size)
+        return self._batch(targets, size, out=None if out is None else self._checked_out(out, len(targets), size))
 
     def get_frames_played_in_range(
         self, start_seconds: float, stop_seconds: float, *, size: tuple[int, int] | None = None
@@ -193,8 +207,8 @@ class VideoReader:
         pts = torch.from_numpy(self.pts_seconds[indices])
         return Chunk(_as_nchw(data), torch.from_numpy(indices), pts, int(indices[0]), int(indices[-1]) + 1)
 
-    def _batch(self, targets: np.ndarray, size: tuple[int, int] | None) -> FrameBatch:
-        data = self._empty(len(targets), size)
+    def _batch(self, targets: np.ndarray, size: tuple[int, int] | None, *, out: np.ndarray | None = None) -> FrameBatch:
+        data = out if out is not None else self._empty(len(targets), size)
         for position, frame in enumerate(self._frames(targets, size)):
             frame.copy_to(data[position])
         return FrameBatch(_as_nchw(data), torch.from_numpy(targets), torch.from_numpy(self.pts_seconds[targets]))
@@ -203,6 +217,21 @@ class VideoReader:
         if self._source is None:
             raise ValueError(f"reader for {self.path} is closed")
         return self._source.frames(targets, size)
+
+    def _checked_out(self, out: torch.Tensor, num_frames: int, size: tuple[int, int] | None) -> np.ndarray:
+        height, width = size or (self.metadata.height, self.metadata.width)
+        wanted = (num_frames, height, width, 3)
+        if (
+            out.dtype != torch.uint8
+            or out.device.type != "cpu"
+            or tuple(out.shape) != wanted
+            or not out.is_contiguous()
+        ):
+            raise ValueError(
+                f"{self.path}: out must be a contiguous uint8 CPU tensor of shape {wanted}, got "
+                f"{out.dtype} {tuple(out.shape)} on {out.device} (contiguous: {out.is_contiguous()})"
+            )
+        return out.numpy()
 
     def _empty(self, num_frames: int, size: tuple[int, int] | None) -> np.ndarray:
         height, width = size or (self.metadata.height, self.metadata.width)
