@@ -28,7 +28,7 @@ class _Spiking(L.LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_index: int) -> torch.Tensor:
         if batch_index == self.spike_batch:
             spike = torch.ones(SPIKE_BYTES // 4)  # written, so resident
-            time.sleep(0.05)  # long enough for the 5 ms RSS sampler
+            time.sleep(0.3)  # long enough for the 5 ms RSS sampler, even on a loaded machine
             del spike
         return self.linear(batch[0]).sum()
 
