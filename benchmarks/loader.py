@@ -130,16 +130,7 @@ def _decode_clip(path: Path, start: int, num_frames: int, num_threads: int) -> n
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type, stream.codec_context.thread_count = "AUTO", num_threads
-        start_seconds = start / float(stream.average_rate)
-        container.seek(int(start_seconds / stream.time_base), stream=stream)
-        frames = []
-        for frame in container.decode(stream):
-            if frame.time is not None and frame.time < start_seconds - 1e-6:
-                continue
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == num_frames:
-                break
-    return np.stack(frames)
+        return _decode_from(container, start, num_frames)
 
 
 def bare_clips_per_second(folder: Path, settings: Settings, num_workers: int) -> float:
