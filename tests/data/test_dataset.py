@@ -279,3 +279,56 @@ def test_ffmpeg_threads_are_shared_among_workers_by_default(
         assert dataset.reader_threads == expected
     else:
         assert loader.worker_init_fn is not None and loader.worker_init_fn.keywords == {"reader_threads": expected}
+
+
+def test_a_batch_decodes_into_one_buffer_that_collation_hands_on(make_dataset: MakeDataset) -> None:
+    manifest = make_dataset(num_frames=(20, 20, 20), views={"front": {}, "left": {}})
+    config = VideoDatasetConfig(manifest, num_frames=5, sampling="random", seed=3)
+    batched = VideoDataset(config).__getitems__([2, 0, 1])
+    one_by_one = VideoDataset(config)
+    singles = [one_by_one[position] for position in (2, 0, 1)]
+    for sample, single in zip(batched, singles, strict=True):
+        assert torch.equal(sample["video"], single["video"])
+        assert torch.equal(sample["meta"]["frame_indices"], single["meta"]["frame_indices"])
+        assert frame_ids(sample["video"][0].permute(1, 0, 2, 3)) == sample["meta"]["frame_indices"].tolist()
+    storage = batched[0]["video"].untyped_storage().data_ptr()
+    assert all(sample["video"].untyped_storage().data_ptr() == storage for sample in batched)
+    batch = collate_samples(batched)
+    assert batch.video is not None and batch.video.untyped_storage().data_ptr() == storage
+    assert batch.video.flatten(0, 1).is_contiguous(memory_format=torch.channels_last_3d)
+    assert all(torch.equal(batch.video[i], sample["video"]) for i, sample in enumerate(batched))
+    # Out of buffer order, the same samples are stacked (copied) in the order given.
+    reordered = collate_samples([batched[1], batched[0]])
+    assert reordered.video is not None and reordered.video.untyped_storage().data_ptr() != storage
+    assert torch.equal(reordered.video[0], batched[1]["video"]) and torch.equal(reordered.video[1], batched[0]["video"])
+
+
+def test_samples_of_different_shapes_or_transformed_decode_apart(make_dataset: MakeDataset) -> None:
+    manifest = make_dataset(num_frames=(10,))
+    chunks = VideoDataset(VideoDatasetConfig(manifest, mode="chunk", max_video_frames=7)).__getitems__([0, 1])
+    assert [tuple(sample["video"].shape) for sample in chunks] == [(1, 3, 7, 32, 32), (1, 3, 3, 32, 32)]
+    assert [frame_ids(sample["video"][0].permute(1, 0, 2, 3)) for sample in chunks] == [list(range(7)), [7, 8, 9]]
+
+    def halve(frames: torch.Tensor) -> torch.Tensor:
+        return frames[..., ::2, ::2]
+
+    config = VideoDatasetConfig(manifest, num_frames=4, sampling="consecutive", transform=halve)
+    samples = VideoDataset(config).__getitems__([0, 0])
+    assert all(sample["video"].shape == (1, 3, 4, 16, 16) for sample in samples)
+
+
+class _SharedBufferProbe(torch.utils.data.Dataset[bool]):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, position: int) -> bool:
+        from vidfit.data._dataset import _frame_buffer
+
+        return _frame_buffer((2, 3)).is_shared()
+
+
+def test_frames_are_decoded_into_shared_memory_inside_loader_workers() -> None:
+    probe = _SharedBufferProbe()
+    assert [probe[0]] == [False]
+    loader = torch.utils.data.DataLoader(probe, batch_size=None, num_workers=1)
+    assert list(loader) == [True, True]

@@ -128,6 +128,26 @@ def test_mid_file_range_decodes_at_most_two_gops(
     assert min(decoded) >= 85 - 2 * 10 and len(decoded) <= 2 * 10 + 10
 
 
+def test_a_request_decodes_no_frame_past_its_last_target(
+    make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One thread and no B-frames: each packet gives one frame at once, so packets read count frames decoded.
+    path, _ = make_video(num_frames=40, gop=20, bframes=0)
+    packets: list[int] = []
+    original = PyAVSource._packets_from
+
+    def counting(self: PyAVSource, keyframe: int):  # type: ignore[no-untyped-def]
+        for packet in original(self, keyframe):
+            packets.append(packet.pts)
+            yield packet
+
+    monkeypatch.setattr(PyAVSource, "_packets_from", counting)
+    with VideoReader(path, num_threads=1) as reader:
+        batch = reader.get_frames(3, 8)
+    assert torch.equal(batch.data, sequential_decode(path)[3:8])
+    assert len(packets) == 8
+
+
 def test_resize_in_decoder(make_video: MakeVideo) -> None:
     path, _ = make_video(num_frames=10, height=32, width=48)
     with VideoReader(path) as reader:

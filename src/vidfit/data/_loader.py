@@ -44,11 +44,30 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> VideoBatch:
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """`torch.stack` that keeps a channels-last layout: videos stay (V, 3, T, H, W) views of packed frames."""
+    """`torch.stack` that keeps a channels-last layout: videos stay (V, 3, T, H, W) views of packed frames.
+
+    Videos that `VideoDataset.__getitems__` decoded into one buffer already are the batch: its view is
+    returned and nothing is copied.
+    """
     first = tensors[0]
     if first.ndim != 5 or first.is_contiguous() or not first.permute(0, 2, 3, 4, 1).is_contiguous():
         return torch.stack(tensors)
+    if _adjacent_in_storage(tensors):
+        return first.as_strided((len(tensors), *first.shape), (first.numel(), *first.stride()))
     return torch.stack([tensor.permute(0, 2, 3, 4, 1) for tensor in tensors]).permute(0, 1, 5, 2, 3, 4)
+
+
+def _adjacent_in_storage(tensors: list[torch.Tensor]) -> bool:
+    """Whether dense tensors of one shape and layout lie one after another in one storage."""
+    first = tensors[0]
+    storage = first.untyped_storage().data_ptr()
+    return all(
+        tensor.untyped_storage().data_ptr() == storage
+        and tensor.shape == first.shape
+        and tensor.stride() == first.stride()
+        and tensor.storage_offset() == first.storage_offset() + position * first.numel()
+        for position, tensor in enumerate(tensors)
+    )
 
 
 def seed_worker(worker_id: int, *, reader_threads: int) -> None:

@@ -46,9 +46,9 @@ class _PackedFrame:
 class PyAVSource:
     """Decodes with PyAV, seeking to the last keyframe before each run of targets.
 
-    Decoded frames are matched to the index by pts, and a frame is handed out only once the next
-    one has shown that the order holds, so a stream whose stamps are not presentation times (AVI
-    stamps B-frames in decode order) fails loudly instead of returning wrong frames. Raw streams
+    Decoded frames are matched to the index by pts and must come in index order, so a stream whose
+    stamps are not presentation times (AVI stamps B-frames in decode order) fails loudly instead of
+    returning wrong frames. Raw streams
     carry no stamps at all: their frames are counted from the start of the file, and each request
     decodes from there.
 
@@ -125,13 +125,15 @@ class PyAVSource:
         raise VideoDecodeError(f"{self._path}: the stream breaks before frame {target}: it was never decoded")
 
     def _decode_from(self, keyframe: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Decodes from `keyframe` on, yielding each frame with its index once the next one confirmed it.
+        """Decodes from `keyframe` on, yielding each frame with its index.
 
         From `keyframe` on, frames must come in index order without a gap; frames shown before it
         (an open GOP's leading frames) pass unchecked, as no target before `keyframe` seeks to it.
+        The decoder hands frames out in presentation order, so a frame whose stamp names the index
+        expected next is that frame, whatever follows it; a stamp out of order fails before its
+        frame is handed out.
         """
         reached = keyframe  # the frame expected next
-        pending: tuple[int, av.VideoFrame] | None = None
         try:
             for packet in self._packets_from(keyframe):
                 for frame in self._decoder.decode(packet):
@@ -145,17 +147,13 @@ class PyAVSource:
                                 "(AVI stamps B-frames in decode order: re-encode such a file to .mp4 or .mkv)"
                             )
                         reached = index + 1
-                    if pending is not None:
-                        yield pending
-                    pending = index, frame
+                    yield index, frame
         except av.FFmpegError as error:
             raise VideoDecodeError(f"{self._path}: the stream breaks at frame {reached}: {error}") from error
         if not self._index.has_stamps and reached != len(self._index.pts):
             raise VideoDecodeError(
                 f"{self._path}: the stream breaks: it decodes to {reached} frames, not {len(self._index.pts)}"
             )
-        if pending is not None:
-            yield pending
 
     def _packets_from(self, keyframe: int) -> Iterator[av.Packet]:
         """Packets from a point at or before `keyframe` in decode order, the decoder flushed."""
