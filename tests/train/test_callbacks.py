@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import mmap
 import time
 from pathlib import Path
 
@@ -27,9 +28,11 @@ class _Spiking(L.LightningModule):
 
     def training_step(self, batch: list[torch.Tensor], batch_index: int) -> torch.Tensor:
         if batch_index == self.spike_batch:
-            spike = torch.ones(SPIKE_BYTES // 4)  # written, so resident
-            time.sleep(0.3)  # long enough for the 5 ms RSS sampler, even on a loaded machine
-            del spike
+            # Fresh pages of its own, written so resident: a malloc'd block could reuse heap memory that
+            # earlier tests freed and that is still resident, and then RSS would not move.
+            with mmap.mmap(-1, SPIKE_BYTES) as spike:
+                torch.frombuffer(spike, dtype=torch.uint8).fill_(1)
+                time.sleep(0.3)  # long enough for the 5 ms RSS sampler, even on a loaded machine
         return self.linear(batch[0]).sum()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -183,7 +183,8 @@ def track_peak(device: torch.device | str | None = None) -> Iterator[PeakMemory]
 
     On CUDA the allocator's exact peak of tensor bytes is read (its peak statistic is reset on entry).
     On the CPU a thread samples the process RSS every 5 ms: an approximate peak of host memory that can
-    miss allocations living shorter than a sample and that counts every thread of the process.
+    miss allocations living shorter than a sample or placed in memory the process freed earlier and
+    still holds, and that counts every thread of the process.
 
     Args:
         device: As in `memory_report`.
