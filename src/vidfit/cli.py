@@ -202,32 +202,40 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         sub.add_argument("--checkpoint", type=Path, required=needs_checkpoint, help="checkpoint (fit: resume from it)")
         handlers[name] = _fit if name == "fit" else _evaluate
     _add_predict(commands.add_parser("predict", help="predict videos, folders or manifests with a checkpoint"))
-    prep = commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
-    prep.add_argument(
-        "manifest", help="the manifest: a path, or an http(s)/fsspec URL (the copies are written locally)"
+    _add_prepare(
+        commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
     )
-    prep.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
-    prep.add_argument("--gop", type=int, default=16)
-    prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the local engine")
-    _add_engine(prep, "one CPU task per view")
     mer = commands.add_parser("merge", help="join the shards of a --shard i/N run of predict or prepare")
     mer.add_argument(
         "target", type=Path, help="what the unsharded run writes: predict's --out JSON, or prepare's <--out>/<manifest>"
     )
     _add_plan(commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget"))
-    dem = commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict")
-    dem.add_argument("--data-dir", type=Path, default=Path("data/demo"))
-    dem.add_argument("--output-dir", type=Path, default=Path("runs"))
-    dem.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
-    dem.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
-    dem.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    _add_demo(commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict"))
     handlers.update(predict=_predict, prepare=_prepare, merge=_merge, plan=_plan, demo=_demo)
     for sub in commands.choices.values():  # also after the command: `vidfit fit ... --debug`
         sub.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
         )
     return parser, handlers
+
+
+def _add_prepare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "manifest", help="the manifest: a path, or an http(s)/fsspec URL (the copies are written locally)"
+    )
+    parser.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
+    parser.add_argument("--gop", type=int, default=16)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the local engine")
+    _add_engine(parser, "one CPU task per view")
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
+    parser.add_argument("--output-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    parser.add_argument("--videos-per-class", type=int, default=DEMO_VIDEOS_PER_CLASS)
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def _add_import(parser: argparse.ArgumentParser) -> None:
