@@ -16,6 +16,7 @@ import vidfit.data._loader as loader_module
 from tests.data.conftest import KEYPOINT_DIMS, NUM_KEYPOINTS, MakeDataset, offset_pts
 from tests.videos import frame_ids
 from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, collate_samples, make_loader
+from vidfit.data._dataset import _frame_buffer
 from vidfit.io import write_video
 
 LABELS = ("idle", "front", "adjust")
@@ -322,8 +323,6 @@ class _SharedBufferProbe(torch.utils.data.Dataset[bool]):
         return 2
 
     def __getitem__(self, position: int) -> bool:
-        from vidfit.data._dataset import _frame_buffer
-
         return _frame_buffer((2, 3)).is_shared()
 
 

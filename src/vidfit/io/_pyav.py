@@ -48,9 +48,8 @@ class PyAVSource:
 
     Decoded frames are matched to the index by pts and must come in index order, so a stream whose
     stamps are not presentation times (AVI stamps B-frames in decode order) fails loudly instead of
-    returning wrong frames. Raw streams
-    carry no stamps at all: their frames are counted from the start of the file, and each request
-    decodes from there.
+    returning wrong frames. Raw streams carry no stamps at all: their frames are counted from the
+    start of the file, and each request decodes from there.
 
     Args:
         source: The opened file (named in errors); closed with the source.
