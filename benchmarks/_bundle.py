@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as metadata
+import importlib.util
 import os
 import re
 import subprocess
@@ -22,7 +23,17 @@ from pathlib import Path
 PACKAGES = (
     "av", "pyyaml", "rich", "markdown-it-py", "mdurl", "pygments", "psutil", "tensorboardX", "protobuf",
     "pytest", "pluggy", "iniconfig", "pytest-timeout",
+    # The `hf` extra, for the encoders section (Hugging Face video transformers, LoRA), and what it imports; not
+    # hf-xet or kernels (downloads and hub kernels, which the suite never uses): 27 MiB, 20 without them.
+    "transformers", "peft", "accelerate", "huggingface-hub", "tokenizers", "safetensors", "regex", "httpx2",
+    "httpcore2", "h11", "anyio", "idna", "truststore", "typer", "click", "shellingham", "annotated-doc", "tomlkit",
+    "tqdm",
 )  # fmt: skip
+# The modules those packages give (tensorboard does for tensorboardX), and the image's own (never bundled): what
+# the suite checks before it starts.
+IMPORTS = ("av", "yaml", "rich", "markdown_it", "pygments", "psutil", "tensorboardX|tensorboard", "google.protobuf",
+           "pytest", "pytest_timeout", "transformers", "peft", "torch", "torchvision", "lightning", "torchmetrics",
+           "numpy")  # fmt: skip
 PLATFORM = ("--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
             "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64")  # fmt: skip
 MAX_BUNDLE_BYTES = 60 * 2**20
@@ -83,6 +94,18 @@ def install_bundle(folder: Path) -> Installed:
     paths = [str(target)] if target else []
     os.environ["PYTHONPATH"] = os.pathsep.join([*paths, source, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return Installed(target, tuple(wheel.name for wheel in missing), present)
+
+
+def missing_modules() -> list[str]:
+    """The modules of `IMPORTS` this Python cannot import (after `install_bundle`), alternatives as ``a|b``."""
+    return [names for names in IMPORTS if not any(map(_importable, names.split("|")))]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return False
 
 
 def _has(distribution: str) -> bool:

@@ -1,7 +1,7 @@
 """The GPU acceptance suite's sections: each a generator of result rows, sized for the GPU or for a CPU smoke run.
 
 Every section calls the benchmark scripts' own functions (decode.py, loader.py, train.py, infer.py, plan.py,
-sr.py) at settings that fit its time budget; `gpu_suite.py` runs each in its own process under that budget.
+sr.py, encoders.py) at settings that fit its time budget; `gpu_suite.py` runs each in its own process under that budget.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import decode
+import encoders
 import infer
 import loader
 import plan
@@ -199,6 +200,28 @@ def sr_section(ctx: Context) -> Iterator[Row]:
         yield Row(f"{precision}, batch {batch}, {settings.steps} steps", figures)
 
 
+def encoders_section(ctx: Context) -> Iterator[Row]:
+    """VideoMAE-B at 16x224, fp16 and bf16, checkpointing off and on, in each way to fine-tune it: step time and
+    peak memory beside the plan's estimate, and the largest batch that fits 16 GiB (a tiny VideoMAE, estimated, in
+    smoke mode)."""
+    setup = encoders.QUICK if ctx.smoke else encoders.Setup()
+    model = encoders.save_model(setup, ctx.work / "videomae")
+    for row in encoders.encoder_rows(setup, model, measure=ctx.device.type == "cuda"):
+        ratio = row.estimate_bytes / row.measured_bytes if row.measured_bytes else None
+        figures: dict[str, Figure] = {
+            "estimate": format_bytes(row.estimate_bytes), "measured": row.measured, "estimate_vs_measured": ratio,
+            "s_per_step": row.seconds_per_step, "largest_batch_estimated": row.largest_estimated,
+            "largest_batch_measured": row.largest_measured,
+        }  # fmt: skip
+        targets, verdicts = ["estimate within 10%"], [None if ratio is None else abs(ratio - 1) <= 0.10]
+        if row.mode == encoders.TARGET_MODE:
+            targets.append(f"batch >= 8 within {setup.budget}")
+            verdicts.append(None if row.largest_measured is None else row.largest_measured >= 8)
+        known = [verdict for verdict in verdicts if verdict is not None]
+        name = f"{row.mode}, {row.precision}, checkpointing {'on' if row.checkpointing else 'off'}, batch {row.batch}"
+        yield Row(name, figures, "; ".join(targets), all(known) if known else None)
+
+
 class _Outcomes:
     """A pytest plugin counting the outcomes of the tests' calls (and of set-ups that failed or skipped)."""
 
@@ -293,7 +316,8 @@ def _out_of_memory_above(model: torch.nn.Module, fits: int, device: torch.device
         handle.remove()
 
 
-# Each section's time limit on the GPU machine, in seconds: they add up to 9 minutes.
+# Each section's time limit on the GPU machine, in seconds: they add up to 9 minutes, and the encoders section's 5
+# more (20 measured rows and 20 largest-batch searches: run it alone, `--only encoders`, on a loan of its own).
 SECTIONS: dict[str, tuple[Section, int]] = {
     "cuda_tests": (cuda_tests_section, 75),
     "decode": (decode_section, 40),
@@ -304,5 +328,6 @@ SECTIONS: dict[str, tuple[Section, int]] = {
     "autofit": (autofit_section, 50),
     "oom_guard": (oom_guard_section, 30),
     "sr": (sr_section, 40),
+    "encoders": (encoders_section, 300),
 }
 SMOKE_BUDGET_S = 45

@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from _bundle import Installed, install_bundle
+from _bundle import Installed, install_bundle, missing_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,6 +175,20 @@ def _header(args: argparse.Namespace, installed: Installed) -> dict[str, Any]:
     }
 
 
+def _check_modules(bundle: Path) -> None:
+    """Exits with one line naming the modules missing and `make gpu-bundle`, rather than a section's traceback."""
+    if not (missing := missing_modules()):
+        return
+    bundled = f"the bundle {bundle} lacks them" if bundle.is_dir() else f"there is no bundle at {bundle}"
+    print(
+        f"error: this Python ({sys.executable}) cannot import {', '.join(missing)} and {bundled}: run "
+        "`make gpu-bundle` where there is a network (it downloads their wheels into .gpu-bundle), then run the "
+        "suite again (torch, torchvision, lightning, torchmetrics and numpy come from the GPU image)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", metavar="SECTION", help="run only this section (repeatable)")
@@ -187,6 +201,7 @@ def main() -> None:
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     installed = install_bundle(args.bundle)
     print(f"bundle: installed {', '.join(installed.wheels) or 'nothing'} into {installed.target or '-'}", flush=True)
+    _check_modules(args.bundle)
     from _sections import SECTIONS, SMOKE_BUDGET_S
 
     unknown = sorted(set(args.only or ()) - SECTIONS.keys())

@@ -28,7 +28,7 @@ def test_info_table_and_failures(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "400")
     good, _ = make_video("good[bold].mkv", num_frames=5)
-    assert main(["info", str(good), str(tmp_path / "gone[red].mp4")]) == 1
+    assert main(["info", str(good), str(tmp_path / "gone[red].mp4")]) == 2
     captured = capsys.readouterr()
     # Brackets in paths are printed as they are, not read as rich markup.
     assert "good[bold].mkv" in captured.out and "h264" in captured.out

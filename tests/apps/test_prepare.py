@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
+import pytest
 import torch
 
 from tests.apps.conftest import tree
@@ -60,7 +66,8 @@ def test_shards_merge_into_the_unsharded_manifest(tiny_manifest: Path, tmp_path:
     out = tmp_path / "sharded"
     assert main(["prepare", str(tiny_manifest), "--size", "16", "16", "--gop", "4", "--out", str(out),
                  "--shard", "1/3"]) == 0  # fmt: skip
-    firsts = [prepare(tiny_manifest, out_dir=out, shard=f"{i}/3", **SETTINGS) for i in (0, 2)]
+    # The command line's CRF (its default, 18): shards of one corpus are made alike, or `merge` refuses them.
+    firsts = [prepare(tiny_manifest, out_dir=out, shard=f"{i}/3", **{**SETTINGS, "crf": 18}) for i in (0, 2)]
     assert [p.name for p in firsts] == ["manifest_kpt.shard-0-of-3.yaml", "manifest_kpt.shard-2-of-3.yaml"]
     assert [v.id for v in load_manifest(firsts[0]).videos] == ["vid_000", "vid_003", "vid_006"]
     result = merge(out / whole.name)
@@ -71,3 +78,50 @@ def test_shards_merge_into_the_unsharded_manifest(tiny_manifest: Path, tmp_path:
             reference = load_manifest(whole).videos[[v.id for v in load_manifest(whole).videos].index(video.id)]
             with VideoReader(reference.views["front"]) as original:
                 assert np.array_equal(copy.pts_seconds, original.pts_seconds)
+
+
+def _wait_for(condition: Any, process: psutil.Popen, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        assert time.monotonic() < deadline, "prepare never started transcoding"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow  # starts a Ray cluster of its own, as the command does
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_ray_prepare_exits_as_the_local_engine_does_and_leaves_nothing(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    pytest.importorskip("ray")
+    from vidfit._synthetic import make_demo_dataset
+
+    source = make_demo_dataset(tmp_path / "data", num_videos_per_class=1, num_frames=200, size=(64, 64))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vidfit.cli", "prepare", str(source.manifest_path), "--size", "256", "256",
+               "--gop", "2", "--out", str(out), "--engine", "ray"]  # fmt: skip
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    process = psutil.Popen(command, stderr=subprocess.PIPE, env=env)
+    try:
+        _wait_for(lambda: any((out / "videos").glob("*/.*tmp*")), process, seconds=300)  # Ray starts slowly
+        cluster = process.children(recursive=True)
+        process.send_signal(signum)
+        process.wait(timeout=120)
+        err = process.stderr.read().decode() if process.stderr else ""
+    finally:
+        if process.is_running():
+            process.kill()
+    assert process.returncode == code, err
+    assert "SIGTERM received" not in err and "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == ("interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"), err
+    assert not [p.name for p in out.rglob(".*")], "temp files left behind"
+    assert not (out / source.manifest_path.name).exists()
+    _, alive = psutil.wait_procs(cluster, timeout=30)
+    assert not [p.pid for p in alive if _running(p)], "Ray processes left running"
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -108,3 +108,17 @@ def test_pinning_keeps_the_channels_last_layout() -> None:
     pinned = batch.pin_memory()
     assert pinned.video is not None and pinned.video.is_pinned() and pinned.video.stride() == video.stride()
     assert torch.equal(pinned.video, video)
+
+
+def test_multi_label_batches_hold_classes_present_and_check_their_shapes() -> None:
+    samples = [
+        {**s, "label": torch.tensor([1, 0, -1], dtype=torch.int8), "frame_labels": torch.zeros(4, 3, dtype=torch.int8)}
+        for s in _samples(2)
+    ]
+    batch = collate_samples(samples)
+    assert batch.multi_label and not collate_samples(_samples(2)).multi_label
+    assert (batch.label.shape, batch.frame_labels.shape, batch.num_frames) == ((2, 3), (2, 4, 3), 4)
+    assert [len(part) for part in split_batch(batch, 2)] == [1, 1]
+    for changes in ({"frame_labels": torch.zeros(2, 4, 5)}, {"frame_labels": torch.zeros(2, 4)}):
+        with pytest.raises(ValueError, match=r"\(multi-label: \(B, C\) and \(B, T, C\)\)"):
+            VideoBatch(**(batch.__dict__ | changes))

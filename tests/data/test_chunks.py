@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -18,8 +19,10 @@ from hypothesis import strategies as st
 
 import vidfit.data._validate as validate_module
 from tests.data.conftest import MakeDataset
+from tests.videos import frame_ids
 from vidfit.data import ManifestError, load_manifest
 from vidfit.data._chunks import build_chunk_index, chunk_spans
+from vidfit.io import VideoReader
 
 
 def spans(num_frames: int, **kwargs: Any) -> list[tuple[int, int]]:
@@ -293,3 +296,49 @@ def test_cache_rebuilds_when_a_size_or_a_keypoint_file_changes(
     assert builds() == 3
     np.savez(tmp_path / "v0" / "kpt_left" / "000006_sam3d_body.npz", keypoints=np.zeros((5, 3)))
     assert builds() == 4
+
+
+def frames_in_clip(path: Path, start_seconds: float, end_seconds: float) -> list[int]:
+    """The frames of a clip, by a local decode: those whose time from the first frame lies in the clip."""
+    with VideoReader(path) as reader:
+        frames = reader.get_frames(0, len(reader))
+    times = (frames.pts_seconds - frames.pts_seconds[0]).tolist()
+    return [index for index, t in zip(frame_ids(frames.data), times, strict=True) if start_seconds <= t < end_seconds]
+
+
+def test_a_clip_range_is_chunked_inside_its_frames(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    path = make_dataset(num_frames=(30, 12), extra={0: {"start": 0.2, "end": 0.79}, 1: {"end": 99}})
+    index = build_chunk_index(load_manifest(path), max_video_frames=10)
+    expected = frames_in_clip(tmp_path / "v0" / "front.mkv", 0.2, 0.79)
+    assert expected == list(range(6, 24))
+    assert index.videos["v0"].frames == range(6, 24)
+    assert [(c.video_id, c.start_frame, c.stop_frame) for c in index] == [
+        ("v0", 6, 16), ("v0", 16, 24), ("v1", 0, 10), ("v1", 10, 12),
+    ]  # fmt: skip
+
+
+def test_a_clip_range_without_frames_is_a_problem_and_cached_ranges_survive(
+    make_dataset: MakeDataset, tmp_path: Path
+) -> None:
+    path = make_dataset(num_frames=(12, 12), extra={0: {"start": 5.0}, 1: {"start": 0.1}})
+    with pytest.raises(ManifestError, match=r"video 'v0'.*start: the clip \[5, the end\) s holds no frame"):
+        build_chunk_index(load_manifest(path))
+    manifest = load_manifest(path)
+    kept = dataclasses.replace(manifest, videos=manifest.videos[1:])
+    first = build_chunk_index(kept, cache_dir=tmp_path / "cache")
+    again = build_chunk_index(kept, cache_dir=tmp_path / "cache")
+    assert again.videos["v1"].frames == first.videos["v1"].frames == range(3, 12)
+    assert again.chunks == first.chunks
+
+
+def test_segments_may_overlap_in_a_multi_label_manifest_only(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    segments = [{"start": 0, "end": 15, "label": "idle"}, {"start": 6, "end": 8, "label": "front"}]
+    manifest = load_manifest(make_dataset(num_frames=(20,), timelines={0: {"unit": "frames", "segments": segments}}))
+    with pytest.raises(ManifestError, match=r"segment \[6, 8\) overlaps \[0, 15\)"):
+        build_chunk_index(manifest, cache_dir=tmp_path / "cache")
+    index = build_chunk_index(dataclasses.replace(manifest, multi_label=True), cache_dir=tmp_path / "cache")
+    assert [c.video_id for c in index] == ["v0"]
+    inverted = [*segments, {"start": 9, "end": 9, "label": "front"}]
+    broken = make_dataset(num_frames=(20,), timelines={0: {"unit": "frames", "segments": inverted}})
+    with pytest.raises(ManifestError, match=r"segment \[9, 9\) is inverted or empty"):
+        build_chunk_index(dataclasses.replace(load_manifest(broken), multi_label=True))

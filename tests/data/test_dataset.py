@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch.utils.data import default_collate
 
 import vidfit.data._loader as loader_module
@@ -17,7 +18,7 @@ from tests.data.conftest import KEYPOINT_DIMS, NUM_KEYPOINTS, MakeDataset, offse
 from tests.videos import frame_ids
 from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, collate_samples, make_loader
 from vidfit.data._dataset import _frame_buffer
-from vidfit.io import write_video
+from vidfit.io import VideoReader, write_video
 
 LABELS = ("idle", "front", "adjust")
 SEGMENTS = [
@@ -207,9 +208,10 @@ def test_keypoint_file_of_another_shape_is_named_when_loaded(make_dataset: MakeD
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback taken without a GPU")
-def test_decode_backend_reaches_the_readers(make_dataset: MakeDataset) -> None:
+def test_decode_backend_reaches_the_readers(make_dataset: MakeDataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vidfit.io._decoders._NVDEC_FALLBACKS_SAID", set())  # said once a process
     config = VideoDatasetConfig(manifest=make_dataset(num_frames=(6,)), num_frames=2, decode_backend="nvdec")
-    with pytest.warns(UserWarning, match=r"front.mkv: backend='nvdec' unavailable .*; decoding with 'pyav'"):
+    with pytest.warns(UserWarning, match=r"backend='nvdec' unavailable .*; decoding with 'pyav' \(.*front.mkv"):
         sample = VideoDataset(config)[0]
     assert sample["video"].shape == (1, 3, 2, 32, 32)
 
@@ -331,3 +333,48 @@ def test_frames_are_decoded_into_shared_memory_inside_loader_workers() -> None:
     assert [probe[0]] == [False]
     loader = torch.utils.data.DataLoader(probe, batch_size=None, num_workers=1)
     assert list(loader) == [True, True]
+
+
+def test_a_clip_range_samples_only_its_frames_and_labels_keep_the_videos_time(
+    make_dataset: MakeDataset, tmp_path: Path
+) -> None:
+    timeline = {"unit": "seconds", "segments": [{"start": 0.5, "end": 0.7, "label": "adjust"}]}
+    path = make_dataset(num_frames=(30,), timelines={0: timeline}, extra={0: {"start": 0.3, "end": 0.6}})
+    with VideoReader(tmp_path / "v0" / "front.mkv") as reader:
+        decoded = reader.get_frames(0, len(reader))
+    times = decoded.pts_seconds - decoded.pts_seconds[0]
+    expected = [i for i, t in zip(frame_ids(decoded.data), times.tolist(), strict=True) if 0.3 <= t < 0.6]
+    sample = VideoDataset(VideoDatasetConfig(manifest=path, mode="chunk"))[0]
+    frames = sample["meta"]["frame_indices"].tolist()
+    assert frames == expected == list(range(9, 18))
+    assert frame_ids(sample["video"][0].permute(1, 0, 2, 3)) == frames
+    assert sample["frame_labels"].tolist() == [-1] * 6 + [2] * 3  # frames 15-17 lie in [0.5, 0.7) s
+    clips = VideoDataset(VideoDatasetConfig(manifest=path, num_frames=4, max_video_frames=4))
+    for position in range(len(clips)):
+        assert all(9 <= f < 18 for f in clips[position]["meta"]["frame_indices"].tolist())
+
+
+def test_multi_label_targets_are_multi_hot_with_background_and_unknown(make_dataset: MakeDataset) -> None:
+    segments = [{"start": 2, "end": 6, "label": "front"}, {"start": 4, "end": 8, "label": "adjust"}]
+    path = make_dataset(
+        num_frames=(10, 6), timelines={0: {"unit": "frames", "segments": segments}}, extra={1: {"label": "idle"}}
+    )
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump({**document, "multi_label": True}), encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"multi_label: is true: segments may overlap.*set multi_label=True"):
+        VideoDataset(VideoDatasetConfig(manifest=path))
+    dataset = VideoDataset(VideoDatasetConfig(manifest=path, mode="chunk", multi_label=True))
+    first, second = dataset[0], dataset[1]
+    idle, front, adjust = ([int(c == k) for k in range(3)] for c in range(3))
+    nothing = [0, 0, 0]
+    assert first["frame_labels"].dtype == torch.int8
+    assert (
+        first["frame_labels"].tolist() == [nothing] * 2 + [front] * 2 + [[0, 1, 1]] * 2 + [adjust] * 2 + [nothing] * 2
+    )
+    assert first["label"].tolist() == [0, 1, 1]
+    assert second["frame_labels"].tolist() == [[-1, -1, -1]] * 6  # no timeline: nothing known of its frames
+    assert second["label"].tolist() == idle
+    batch = collate_samples([dataset[0], dataset[0]])
+    assert batch.multi_label and batch.frame_labels.shape == (2, 10, 3)
+    unlabelled = VideoDataset(VideoDatasetConfig(manifest=make_dataset(num_frames=(5,)), multi_label=True))
+    assert unlabelled[0]["label"].tolist() == [-1, -1, -1]

@@ -1,8 +1,7 @@
-"""Manifest parsing: structure, unknown keys, paths kept inside the root, round trips, importers."""
+"""Manifest parsing: structure, unknown keys, paths kept inside the root, round trips."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,6 @@ from vidfit.data import (
     ManifestError,
     Segment,
     Timeline,
-    import_activitynet,
-    import_frame_labels,
     load_manifest,
     save_manifest,
 )
@@ -133,31 +130,41 @@ def test_syntax_errors_name_the_file(tmp_path: Path) -> None:
         load_manifest(path)
 
 
-def test_import_activitynet(tmp_path: Path) -> None:
-    (tmp_path / "videos").mkdir()
-    (tmp_path / "videos" / "v_a.mkv").touch()
-    database = {
-        "v_a": {"subset": "training", "annotations": [{"segment": [2.5, 4.0], "label": "jump"}]},
-        "v_b": {"subset": "validation", "annotations": [{"segment": [0, 1], "label": "run"}], "url": "x"},
-    }
-    source = tmp_path / "anet.json"
-    source.write_text(json.dumps({"database": database}), encoding="utf-8")
-    manifest = import_activitynet(source, video_dir=tmp_path / "videos", view_name="cam")
-    assert manifest.labels == ("jump", "run")
-    first, second = manifest.videos
-    assert first.views == {"cam": tmp_path / "videos" / "v_a.mkv"}
-    assert second.views == {"cam": tmp_path / "videos" / "v_b.mp4"}
-    assert (first.split, second.split) == ("train", "val")
-    assert first.timeline == Timeline("seconds", (Segment(2.5, 4.0, "jump"),))
-
-
-def test_import_frame_labels_merges_runs(tmp_path: Path) -> None:
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "labels" / "clip.txt").write_text("idle\nidle\n\nfront\nfront\nfront\nidle\n", encoding="utf-8")
-    manifest = import_frame_labels(tmp_path / "labels", video_dir=tmp_path, split="val")
+def test_clip_range_and_multi_label_load_and_round_trip(tmp_path: Path, write_manifest: WriteManifest) -> None:
+    video = {**VIDEO, "start": 1.5, "end": 4}
+    path = write_manifest({"labels": ["front", "adjust"], "root": ".", "multi_label": True, "videos": [video]})
+    manifest = load_manifest(path)
     entry = manifest.videos[0]
-    assert manifest.labels == ("front", "idle")
-    assert (entry.id, entry.split) == ("clip", "val")
-    assert entry.timeline == Timeline("frames", (Segment(0, 2, "idle"), Segment(3, 6, "front"), Segment(6, 7, "idle")))
-    saved = save_manifest(manifest, tmp_path / "manifest.yaml")
-    assert load_manifest(saved).videos == manifest.videos
+    assert (entry.start_seconds, entry.end_seconds, manifest.multi_label) == (1.5, 4.0, True)
+    assert load_manifest(write_manifest({"labels": [], "root": ".", "videos": [VIDEO]})).videos[0].start_seconds is None
+    for suffix in (".json", ".yaml"):
+        loaded = load_manifest(save_manifest(manifest, tmp_path / "copy" / f"manifest{suffix}"))
+        assert (loaded.videos, loaded.multi_label) == (manifest.videos, True)
+
+
+def test_a_single_label_manifest_is_saved_as_before(tmp_path: Path, write_manifest: WriteManifest) -> None:
+    manifest = load_manifest(write_manifest({"labels": ["front", "adjust"], "root": ".", "videos": [VIDEO]}))
+    text = save_manifest(manifest, tmp_path / "copy.yaml").read_text(encoding="utf-8")
+    assert "multi_label" not in text and "start" not in text.replace("start: 0", "")
+    assert not load_manifest(tmp_path / "copy.yaml").multi_label
+
+
+def test_bad_clip_ranges_and_multi_label_are_all_reported_at_once(write_manifest: WriteManifest) -> None:
+    videos = [
+        {**VIDEO, "id": "a", "start": -1},
+        {**VIDEO, "id": "b", "start": 3, "end": 3},
+        {**VIDEO, "id": "c", "start": "soon", "end": float("inf")},
+        {**VIDEO, "id": "d", "end": True},
+    ]
+    path = write_manifest({"labels": ["front", "adjust"], "root": ".", "multi_label": "yes", "videos": videos})
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    found = [(problem.video_id, problem.field, problem.message) for problem in caught.value.problems]
+    assert found == [
+        (None, "multi_label", "must be true or false, got 'yes'"),
+        ("a", "start", "start=-1 must be >= 0 seconds"),
+        ("b", "end", "the clip [3, 3) s must have start < end"),
+        ("c", "start", "must be a finite number of seconds, got 'soon'"),
+        ("c", "end", "must be a finite number of seconds, got inf"),
+        ("d", "end", "must be a finite number of seconds, got True"),
+    ]

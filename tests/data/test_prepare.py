@@ -19,7 +19,7 @@ from tests.data.conftest import MakeDataset, WriteManifest, offset_pts, write_ke
 from vidfit.cli import main
 from vidfit.data import ManifestError, VideoDataset, VideoDatasetConfig, VideoEntry, load_manifest, prepare_manifest
 from vidfit.data._chunks import build_chunk_index
-from vidfit.data._prepare import _relocate
+from vidfit.data._prepare import TranscodeError, _relocate
 from vidfit.io import VideoReader, probe, write_video
 
 
@@ -142,7 +142,7 @@ def test_failed_transcode_names_the_file(make_dataset: MakeDataset, tmp_path: Pa
     source = make_dataset(num_frames=(6,))
     (tmp_path / "out" / "videos").mkdir(parents=True)
     (tmp_path / "out" / "videos" / "v0").write_bytes(b"a file where the video's folder should be")
-    with pytest.raises(RuntimeError, match=r"front.mkv: transcoding failed: "):
+    with pytest.raises(TranscodeError, match=r"front.mkv: transcoding to .*front\.mp4 failed: "):
         prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "manifest.yaml").exists()
 
@@ -259,3 +259,62 @@ def test_a_folder_given_as_a_video_is_named_as_such(make_dataset: MakeDataset, t
     (tmp_path / "v1" / "front.mkv").mkdir()
     with pytest.raises(ManifestError, match=r"video 'v1': .*front\.mkv: views\.front: is a folder, not a video file"):
         prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out", progress=False)
+
+
+def levels_in_clip(path: Path, start_seconds: float, end_seconds: float) -> list[int]:
+    """The grey levels of a clip's frames by a local decode of the original: frames whose time lies inside."""
+    with VideoReader(path) as reader:
+        times = (reader.pts_seconds - reader.pts_seconds[0]).tolist()
+    return [level for level, t in zip(grey_levels(path), times, strict=True) if start_seconds <= t < end_seconds]
+
+
+@pytest.mark.slow
+def test_prepare_cuts_clip_ranges_with_their_timelines_and_keypoints(
+    tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    segments = [
+        {"start": 0, "end": 12, "label": "front"},
+        {"start": 10, "end": 22, "label": "adjust"},
+        {"start": 22, "end": 24, "label": "idle"},
+    ]
+    both = {
+        "id": "both",
+        "split": "train",
+        "views": {
+            "front": grey_video(tmp_path / "front.mkv", 24, fps=30.0),
+            "left": grey_video(tmp_path / "left.mkv", 12, fps=15.0, begin_seconds=0.5),
+        },
+        "timeline": {"unit": "frames", "segments": segments},
+        "keypoints": {
+            "front": write_keypoints(tmp_path / "both", "front", 24, "npz"),
+            "left": write_keypoints(tmp_path / "both", "left", 12, "npy"),
+        },
+        "start": 0.3,
+        "end": 0.7,
+    }
+    seconds = {
+        "id": "seconds",
+        "views": {"front": "front.mkv"},
+        "timeline": {"unit": "seconds", "segments": [{"start": 0.5, "end": 0.75, "label": "idle"}]},
+        "start": 0.3,
+        "end": 0.7,
+    }
+    labels = ["idle", "front", "adjust"]
+    source = write_manifest({"labels": labels, "root": ".", "multi_label": True, "videos": [both, seconds]})
+    prepared = load_manifest(prepare_manifest(source, size=(16, 16), gop=4, out_dir=tmp_path / "out"))
+    assert prepared.multi_label
+    entry, other = prepared.videos
+    assert (entry.start_seconds, entry.end_seconds) == (None, None)
+    assert grey_levels(entry.views["front"]) == levels_in_clip(tmp_path / "front.mkv", 0.3, 0.7) == list(range(9, 21))
+    assert grey_levels(entry.views["left"]) == levels_in_clip(tmp_path / "left.mkv", 0.3, 0.7) == list(range(5, 11))
+    for view, original in (("front", 0.0), ("left", 0.5)):
+        assert probe(entry.views[view]).begin_seconds == pytest.approx(original, abs=1e-3)
+    assert [(s.start, s.end, s.label) for s in entry.timeline.segments] == [(0, 3, "front"), (1, 12, "adjust")]
+    assert [(s.start, s.end) for s in other.timeline.segments] == [(pytest.approx(0.2), pytest.approx(0.4))]
+    assert np.load(entry.keypoints["left"])[:, 0, 0].tolist() == list(range(5, 11))
+    config = VideoDatasetConfig(
+        manifest=tmp_path / "out" / "manifest.yaml", split="train", mode="chunk", load_kpt=True, multi_label=True
+    )
+    sample = VideoDataset(config)[0]
+    assert sample["keypoints"][0, :, 0, 0].tolist() == list(range(9, 21))
+    assert sample["frame_labels"][:4].tolist() == [[0, 1, 0], [0, 1, 1], [0, 1, 1], [0, 0, 1]]

@@ -34,6 +34,7 @@ def test_remote_manifest_names_remote_videos(make_video: MakeVideo, http_server:
 
 
 def test_remote_manifest_paths_stay_under_its_root(http_server: ServedFiles) -> None:  # noqa: F811
-    (http_server.root / "m.yaml").write_text(MANIFEST.replace("videos/a.mp4", "../elsewhere/a.mp4"))
+    (http_server.root / "data").mkdir()
+    (http_server.root / "data" / "m.yaml").write_text(MANIFEST.replace("videos/a.mp4", "../elsewhere/a.mp4"))
     with pytest.raises(ManifestError, match="outside the data root"):
-        load_manifest(f"{http_server.url}/m.yaml")
+        load_manifest(f"{http_server.url}/data/m.yaml")

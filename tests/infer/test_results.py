@@ -79,10 +79,11 @@ def test_output_files_round_trip(tmp_path: Path) -> None:
     segments = prediction.segments()
     assert document["version"] == "vidfit-0.1" and document["external_data"] == {}
     assert document["results"]["v1"] == [
-        {"label": "green", "score": segments[0].score, "segment": [10.0, 11.5]},
-        {"label": "red", "score": segments[1].score, "segment": [11.5, 13.0]},
+        {"label": "green", "score": segments[0].score, "segment": [10.0, 11.5], "frames": [0, 3]},
+        {"label": "red", "score": segments[1].score, "segment": [11.5, 13.0], "frames": [3, 6]},
     ]
     assert document["vidfit"]["v1"] == {
+        "frames": [0, 6],
         "label": NAMES[prediction.label],
         "scores": dict(zip(NAMES, prediction.scores.tolist(), strict=True)),
         "chunk_aggregation": "mean",

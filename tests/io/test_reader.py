@@ -308,9 +308,10 @@ def test_stream_breaking_midway_names_the_frame(make_video: MakeVideo) -> None:
         reader.get_frames(0, len(reader))
 
 
-def test_nvdec_without_cuda_falls_back_with_a_warning(make_video: MakeVideo) -> None:
+def test_nvdec_without_cuda_falls_back_with_a_warning(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA present: nvdec is used, not the fallback")
+    monkeypatch.setattr("vidfit.io._decoders._NVDEC_FALLBACKS_SAID", set())  # said once a process
     path, frames = make_video(num_frames=8)
     with pytest.warns(UserWarning, match="backend='nvdec' unavailable"), VideoReader(path, backend="nvdec") as reader:
         assert torch.equal(reader.get_frames(0, 8).data, frames)
@@ -323,6 +324,7 @@ def test_nvdec_decoder_failing_to_open_falls_back_with_a_warning(
     if torch.cuda.is_available() or "h264_cuvid" not in av.codecs_available:
         pytest.skip("needs an FFmpeg with h264_cuvid and no GPU, so that opening it fails")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("vidfit.io._decoders._NVDEC_FALLBACKS_SAID", set())  # said once a process
     path, frames = make_video(num_frames=8)
     with (
         pytest.warns(UserWarning, match=r"backend='nvdec' unavailable \(h264_cuvid failed to open: "),

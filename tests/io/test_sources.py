@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -15,72 +11,10 @@ import pytest
 import torch
 
 from tests.conftest import MakeVideo
+from tests.servers import ServedFiles, http_server  # noqa: F401  (the fixture; tests/data imports it from here)
+from vidfit.data import ManifestError, load_manifest
 from vidfit.io import VideoReader, probe, write_video
-from vidfit.io._sources import source_stamp
-
-pytest.importorskip("fsspec", reason="remote sources need the 'remote' extra (fsspec, aiohttp)")
-pytest.importorskip("aiohttp", reason="http:// sources need aiohttp (the 'remote' extra)")
-
-
-@dataclass
-class ServedFiles:
-    """Files served over HTTP on 127.0.0.1, with the bytes each GET sent."""
-
-    root: Path
-    url: str
-    sent_bytes: list[int] = field(default_factory=list)
-
-
-def _handler(served: ServedFiles) -> type[BaseHTTPRequestHandler]:
-    class RangeHandler(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:
-            self._respond(send_body=False)
-
-        def do_GET(self) -> None:
-            self._respond(send_body=True)
-
-        def _respond(self, *, send_body: bool) -> None:
-            file = served.root / self.path.lstrip("/")
-            if not file.is_file():
-                self.send_error(404)
-                return
-            data = file.read_bytes()
-            start, stop = 0, len(data)
-            ranged = self.headers.get("Range", "").startswith("bytes=")
-            if ranged:
-                first, _, last = self.headers["Range"][len("bytes=") :].partition("-")
-                start, stop = int(first), min(int(last) + 1 if last else len(data), len(data))
-            self.send_response(206 if ranged else 200)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(stop - start))
-            if ranged:
-                self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(data)}")
-            self.end_headers()
-            if send_body:
-                served.sent_bytes.append(stop - start)
-                self.wfile.write(data[start:stop])
-
-        def log_message(self, *args: object) -> None:  # keep the test output clean
-            pass
-
-    return RangeHandler
-
-
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[ServedFiles]:
-    root = tmp_path / "www"
-    root.mkdir()
-    served = ServedFiles(root, "")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(served))
-    served.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+from vidfit.io._sources import join_location, source_stamp
 
 
 def noise_video(root: Path, *, num_frames: int) -> Path:
@@ -90,7 +24,7 @@ def noise_video(root: Path, *, num_frames: int) -> Path:
     return write_video(root / "noise.mp4", frames, fps=25.0, codec="libx264rgb", crf=0, gop=10, bframes=2)
 
 
-def test_http_seek_fetches_byte_ranges_not_the_file(http_server: ServedFiles) -> None:
+def test_http_seek_fetches_byte_ranges_not_the_file(http_server: ServedFiles) -> None:  # noqa: F811
     local = noise_video(http_server.root, num_frames=100)
     size = local.stat().st_size
     assert size > 15_000_000
@@ -104,7 +38,7 @@ def test_http_seek_fetches_byte_ranges_not_the_file(http_server: ServedFiles) ->
     assert 0 < fetched < size * 0.35, f"fetched {fetched} of {size} bytes"
 
 
-def test_http_index_matches_local_index(make_video: MakeVideo, http_server: ServedFiles) -> None:
+def test_http_index_matches_local_index(make_video: MakeVideo, http_server: ServedFiles) -> None:  # noqa: F811
     path, _ = make_video("lossy.mp4", num_frames=40, codec="libx264", crf=28, gop=12, bframes=3)
     (http_server.root / "lossy.mp4").write_bytes(path.read_bytes())
     with VideoReader(path) as local, VideoReader(f"{http_server.url}/lossy.mp4") as remote:
@@ -143,21 +77,46 @@ def test_file_object_is_read_and_left_open(make_video: MakeVideo) -> None:
         VideoReader(12)  # type: ignore[arg-type]
 
 
-def test_missing_fsspec_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_fsspec_names_the_install_and_http_needs_none(
+    make_video: MakeVideo,
+    http_server: ServedFiles,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, frames = make_video("video.mp4", num_frames=6)
+    (http_server.root / "video.mp4").write_bytes(path.read_bytes())
     real_import = builtins.__import__
 
     def no_fsspec(name: str, *args: object, **kwargs: object) -> object:
-        if name == "fsspec" or name.startswith("fsspec."):
-            raise ImportError("No module named 'fsspec'")
+        if name.split(".")[0] in ("fsspec", "aiohttp"):
+            raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", no_fsspec)
     monkeypatch.setattr("importlib.import_module", lambda name: no_fsspec(name))
-    with pytest.raises(ImportError, match=r"needs fsspec and aiohttp: pip install 'vidfit\[remote\]'"):
-        probe("https://example.invalid/video.mp4")
+    with pytest.raises(ImportError, match=r"memory:// URLs needs fsspec: pip install 'vidfit\[remote\]'$"):
+        probe("memory://bucket/video.mp4")
+    with VideoReader(f"{http_server.url}/video.mp4") as reader:  # http(s) is read by Python's own client
+        assert torch.equal(reader.get_frames(0, 6).data, frames)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
 def test_s3_without_s3fs_names_the_package() -> None:
     with pytest.raises(ImportError, match=r"s3:// URLs needs fsspec and s3fs: pip install 'vidfit\[remote\]' s3fs"):
         probe("s3://bucket/video.mp4")
+
+
+def test_url_joining_stays_on_its_host(http_server: ServedFiles) -> None:  # noqa: F811
+    base = "http://host/data"
+    assert join_location(base, "../../../other.host/x.mp4") == "http://host/other.host/x.mp4"
+    assert join_location(base, "//other.host/x.mp4") == "http://host/other.host/x.mp4"
+    assert join_location(base, "/x.mp4") == "http://host/x.mp4"
+    assert join_location(base, "a/../b.mp4") == "http://host/data/b.mp4"
+    assert join_location(base, "https://cdn.example/x.mp4") == "https://cdn.example/x.mp4"  # a URL as written
+    (http_server.root / "data").mkdir()
+    manifest = "labels: []\nroot: .\nvideos:\n  - id: a\n    views: {front: ../../../other.host/x.mp4}\n"
+    (http_server.root / "data" / "m.yaml").write_text(manifest)
+    url = f"{http_server.url}/data/m.yaml"
+    loaded = load_manifest(url, allow_outside_root=True)
+    assert loaded.videos[0].views["front"] == f"{http_server.url}/other.host/x.mp4"
+    with pytest.raises(ManifestError, match="outside the data root"):
+        load_manifest(url)

@@ -184,7 +184,7 @@ def _save_tiny_state(path: Path, edit: str) -> Path:
     [
         ("missing", r"missing keys: 2\.0\.weight"),
         ("unexpected", r"unexpected keys: extra\.weight"),
-        ("shape", r"shape mismatches: 2\.0\.weight \(64, 32, 1, 1, 1\)!=\(64, 32, 3, 3, 3\)"),
+        ("shape", r"shape mismatches \(file!=model\): 2\.0\.weight \(64, 32, 1, 1, 1\)!=\(64, 32, 3, 3, 3\)"),
     ],
 )
 def test_pretrained_mismatch_names_the_file_and_keys(tmp_path: Path, edit: str, message: str) -> None:
@@ -205,7 +205,7 @@ def test_pretrained_missing_file_or_not_a_state_dict(tmp_path: Path) -> None:
         build_backbone(name="tiny", pretrained_path=tmp_path / "nope.pt")
     path = tmp_path / "list.pt"
     torch.save([torch.zeros(1)], path)
-    with pytest.raises(ValueError, match=r"list\.pt' holds a list, not a state_dict"):
+    with pytest.raises(ValueError, match=r"list\.pt': holds a list, not a checkpoint \(a dict\); save the network's"):
         build_backbone(name="tiny", pretrained_path=path)
 
 

@@ -14,6 +14,8 @@ import pytest
 import torch
 from torchvision.models import video as tv_video
 
+from tests.zipbomb import checkpoint_bomb
+from vidfit.io import CheckpointError
 from vidfit.models import PretrainedWeightsUnavailableError, build_backbone, build_classifier
 from vidfit.models._classifier import classifier_problems
 from vidfit.models._pretrained import (
@@ -137,3 +139,43 @@ def test_a_model_rebuilt_without_reading_the_weights_normalizes_as_the_trained_o
     torch.testing.assert_close(model.rgb.mean.flatten(), expected)
     video = torch.full((1, 1, 3, 2, 8, 8), 124, dtype=torch.uint8)  # 124 ~ 0.485 * 255 for red
     assert model.rgb.normalize(video)[0, 0, 0].abs().max() < 0.01
+
+
+class _Payload:
+    """Unpickling this would run a command: the safe loader must refuse it first."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def _whole_network(path: Path) -> None:
+    torch.save(build_backbone(name="tiny").net, path)
+
+
+def _bomb(path: Path) -> None:
+    checkpoint_bomb(path, declared_bytes=2 << 30)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_whole_network, r"holds objects other than tensors .*GLOBAL torch\.nn\..*Sequential.*save the network's"),
+        (lambda path: torch.save({"w": _Payload()}, path), r"holds objects other than tensors .*posix\.system"),
+        (lambda path: path.write_text("epoch: 3\n" * 20), r"not a PyTorch checkpoint \(truncated or not a zip"),
+        (_bomb, r"its zip entries declare 2\.0 GiB uncompressed, .* refused as a zip bomb"),
+    ],
+    ids=["whole pickled network", "payload", "text", "zip bomb"],
+)
+def test_pretrained_path_goes_through_the_checkpoint_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, reason: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "weights.pt"
+    make(path)
+    with pytest.raises(CheckpointError, match=rf"^pretrained_path='{path}': {reason}") as caught:
+        build_backbone(name="tiny", pretrained_path=path)
+    message = str(caught.value)
+    assert "weights_only` set to `False`" not in message and "add_safe_globals" not in message
+    assert "\n" not in message and not (tmp_path / "pwned").exists()

@@ -27,8 +27,9 @@ from tests.conftest import tiny_overrides
 from vidfit.apps import predict
 from vidfit.config import load_config
 from vidfit.data import load_manifest, save_manifest
+from vidfit.infer import VideoScore, evaluation_metrics
 from vidfit.infer._ranks import join_launch
-from vidfit.tasks.action._evaluation import ChunkResult, evaluation_metrics, gather_chunk_results
+from vidfit.tasks.action._evaluation import EvaluatedVideo, gather_videos
 from vidfit.train import validate
 from vidfit.train._distributed import agree_on_min
 
@@ -79,25 +80,22 @@ def test_agree_on_min_and_join_launch_without_a_process_group(monkeypatch: pytes
         pass
 
 
-def test_gathered_chunks_count_once_in_chunk_order() -> None:
-    def chunk(video_id: str, chunk_index: int, loss: float, predicted: int, frames: list[int]) -> ChunkResult:
-        labels = torch.tensor([1, 1, -1, 0])
-        return ChunkResult(video_id, chunk_index, loss, 1, predicted, labels, torch.tensor(frames))
+def test_gathered_videos_are_scored_once_in_split_order() -> None:
+    def evaluated(position: int, loss: float, label: int, scores: tuple[float, float]) -> EvaluatedVideo:
+        return EvaluatedVideo(position, VideoScore(f"v{position}", label, scores, None), loss)
 
     results = [
-        chunk("b", 0, 3.0, 0, [1, 0, 0, 0]),
-        chunk("a", 1, 2.0, 1, [1, 1, 1, 0]),
-        chunk("a", 0, 1.0, 1, [0, 0, 1, 1]),
-        chunk("b", 0, 3.0, 0, [1, 0, 0, 0]),  # DistributedSampler's repeat of a chunk another rank had
+        evaluated(2, 3.0, 1, (1.0, 0.0)),
+        evaluated(1, 2.0, 1, (0.0, 1.0)),
+        evaluated(0, 1.0, 0, (1.0, 0.0)),
+        evaluated(2, 3.0, 1, (1.0, 0.0)),  # DistributedSampler's repeat of a video another rank had
     ]
-    gathered = gather_chunk_results(results)
-    assert [result.key for result in gathered] == [("a", 0), ("a", 1), ("b", 0)]
-    metrics = evaluation_metrics(gathered, num_classes=2)
-    assert metrics.num_chunks == 3 and metrics.loss == 2.0
-    assert metrics.accuracy == pytest.approx(2 / 3)
-    assert metrics.frame_accuracy == pytest.approx(5 / 9)  # 3 labelled frames per chunk, right: 0 + 3 + 2
-    with pytest.raises(ValueError, match="at least one chunk result"):
-        evaluation_metrics([], num_classes=2)
+    gathered = gather_videos(results)
+    assert [video.position for video in gathered] == [0, 1, 2]
+    metrics = evaluation_metrics([video.score for video in gathered], num_classes=2)
+    assert metrics.num_videos == 3 and metrics.top1 == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="num_classes=1"):
+        evaluation_metrics([], num_classes=1)
 
 
 @pytest.mark.distributed
@@ -128,7 +126,8 @@ def test_ddp_fit_on_two_processes_validates_like_one_process(three_val_manifest:
     with (runs[0] / "metrics.csv").open() as file:
         logged = [row for row in csv.DictReader(file) if row["val/acc"]][-1]
     single = validate(load_config(None, overrides), checkpoint=last)
-    assert {key: float(logged[key]) for key in ("val/loss", "val/acc", "val/frame_acc")} == single
+    assert {"val/loss", "val/top1", "val/frame_acc", "val/mAP"} <= set(single)
+    assert {key: float(logged[key]) for key in single} == single
 
 
 PREDICT_SCRIPT = """

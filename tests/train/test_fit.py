@@ -115,17 +115,17 @@ def test_samples_longer_than_chunk_infer_size_are_validated_window_by_window(
     from vidfit.infer import ChunkedPredictor
 
     windows: list[list[tuple[int, int]]] = []
-    predict_tensor = ChunkedPredictor.predict_tensor
+    predict_readers = ChunkedPredictor.predict_readers
 
-    def spy(self: ChunkedPredictor, video: torch.Tensor, **kwargs: Any) -> Any:
-        prediction = predict_tensor(self, video, **kwargs)
+    def spy(self: ChunkedPredictor, readers: Any, **kwargs: Any) -> Any:
+        prediction = predict_readers(self, readers, **kwargs)
         windows.append([(w.start, w.stop) for w in prediction.windows])
         return prediction
 
-    monkeypatch.setattr(ChunkedPredictor, "predict_tensor", spy)
+    monkeypatch.setattr(ChunkedPredictor, "predict_readers", spy)
     extra = ("train.chunk_infer_size=8", "train.chunk_overlap=2")
     result = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path, *extra)))
-    # Every validation sample is one whole 16-frame video: windows of 8 frames overlapping by 2.
+    # Validation streams each whole 16-frame video as predict does: windows of 8 frames overlapping by 2.
     assert windows and all(w == [(0, 8), (6, 14), (12, 16)] for w in windows)
     assert {"val/acc", "val/frame_acc", "val/loss"} <= set(result.metrics)
 
@@ -257,3 +257,24 @@ def test_evaluation_pads_a_short_tail_window_to_what_the_backbone_takes() -> Non
     prediction = predictor.predict_tensor(video)  # windows of 12 and 4 frames; the 4 run as 8
     assert [(w.start, w.stop) for w in prediction.windows] == [(0, 12), (12, 16)]
     assert prediction.frame_logits.shape == (16, 2)
+
+
+def test_a_checkpoint_from_before_newer_model_keys_is_the_same_model(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    # A checkpoint written before `model.multi_label`, `thresholds`, ... existed holds none of them: the
+    # loader gives them their defaults, so the model still matches a config that leaves them out.
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    model = state["hyper_parameters"]["config"]["model"]
+    newer = [key for key in ("multi_label", "thresholds", "freeze", "lora") if key in model]
+    assert newer, "the checkpoint should hold the newer keys this test removes"
+    for key in newer:
+        del model[key]
+    older = tmp_path / "older.ckpt"
+    torch.save(state, older)
+    config = load_config(None, tiny_overrides(tiny_manifest, tmp_path))
+    labels, views = state["hyper_parameters"]["label_names"], state["hyper_parameters"]["views"]
+    check_checkpoint(older, config=config, label_names=labels, views=views)
+    with pytest.raises(ConfigError, match=r"model\.multi_label: checkpoint False vs config True"):
+        multi = load_config(None, tiny_overrides(tiny_manifest, tmp_path, "model.multi_label=true"))
+        check_checkpoint(older, config=multi, label_names=labels, views=views)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from tests.conftest import tiny_overrides
 from vidfit.config import ConfigError, load_config
 from vidfit.data import ManifestError
 from vidfit.train import fit
+from vidfit.train._callbacks import ThroughputReport
 from vidfit.train._runs import RUN_DIR_VARIABLE, claim_run_dir
 
 
@@ -91,6 +93,49 @@ def test_resume_appends_to_the_run_logs_and_retires_the_interrupt_checkpoint(
     steps = _steps(first.run_dir / "metrics.csv")
     assert steps[: len(history)] == history and len(steps) > len(history)
     assert not interrupted.exists()
+
+
+def _rows(metrics: Path) -> list[dict[str, str]]:
+    """The rows of a ``metrics.csv``, each with its filled columns only."""
+    with metrics.open(newline="") as file:
+        return [{key: value for key, value in row.items() if value} for row in csv.DictReader(file)]
+
+
+def _trained(row: dict[str, str]) -> dict[str, str]:
+    """A row without the columns that time or weigh the run (they differ between runs and restart each session)."""
+    return {key: value for key, value in row.items() if not key.startswith(("perf/", "memory/"))}
+
+
+@pytest.mark.slow
+def test_resume_with_accumulation_keeps_the_rows_an_uninterrupted_run_logs(
+    tiny_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 batches an epoch, 2 per optimizer step: the loggers' step (batches) runs ahead of global_step.
+    settings = ("trainer.max_steps=-1", "trainer.max_epochs=2", "data.batch_size=1", "train.accumulate_grad_batches=2")
+    whole = fit(load_config(None, tiny_overrides(tiny_manifest, tmp_path / "whole", *settings)))
+    expected = _rows(whole.run_dir / "metrics.csv")
+    assert {row["step"] for row in expected if "val/loss" in row} == {"3", "7"}
+    start_epoch = ThroughputReport.on_train_epoch_start
+
+    def interrupt(report: ThroughputReport, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt  # Ctrl-C as the second epoch starts, last.ckpt holding the first
+        start_epoch(report, trainer, module)
+
+    config = load_config(None, tiny_overrides(tiny_manifest, tmp_path / "cut", *settings))
+    monkeypatch.setattr(ThroughputReport, "on_train_epoch_start", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config)
+    monkeypatch.undo()
+    run = tmp_path / "cut" / "vidfit" / "version_0"
+    fit(config, resume_from=run / "checkpoints" / "last.ckpt")
+    found = _rows(run / "metrics.csv")
+    # Every row of both epochs, the validation rows (the best score) included; the first epoch's values too.
+    assert [(row["step"], sorted(_trained(row))) for row in found] == [
+        (row["step"], sorted(_trained(row))) for row in expected
+    ]
+    first_epoch = [_trained(row) for row in expected if int(row["step"]) < 4]
+    assert [_trained(row) for row in found][: len(first_epoch)] == first_epoch
 
 
 def test_fit_checks_every_split_before_it_makes_a_run_folder(tiny_manifest: Path, tmp_path: Path) -> None:

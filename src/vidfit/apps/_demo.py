@@ -28,7 +28,8 @@ class DemoResult:
         checkpoint: The best checkpoint.
         val_accuracy: Video-level accuracy on the validation split.
         val_frame_accuracy: Per-frame accuracy on the validation split.
-        predictions: `vidfit predict` on the validation videos.
+        predictions: `vidfit predict` on the validation videos; its ``report_path`` is the HTML report of the run
+            and its predictions (``predictions.html`` in the run folder).
     """
 
     manifest: Path

@@ -12,7 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from vidfit.apps._merge_features import merge_feature_indexes
 from vidfit.data import load_manifest, save_manifest
+from vidfit.infer import EvaluationMetrics, evaluation_metrics
+from vidfit.infer._scores import scores_from_document
 from vidfit.infer._shards import SHARD_RECORD_SUFFIX, ShardKind, ShardRecord, read_shard_record
 from vidfit.io import write_files_atomic
 
@@ -30,6 +33,8 @@ class MergeResult:
         num_shards: Shards joined.
         num_videos: Videos in the merged output.
         failures: Per video id (or input), why its shard could not process it.
+        metrics: The figures of the merged predictions (as `predict` reports them for all the videos at once),
+            from the scoring record each shard kept per video; None without labelled videos.
     """
 
     kind: ShardKind
@@ -37,11 +42,13 @@ class MergeResult:
     num_shards: int
     num_videos: int
     failures: dict[str, str]
+    metrics: EvaluationMetrics | None = None
 
     def report_lines(self) -> list[str]:
-        """What the command line prints of the merge (failures apart)."""
+        """What the command line prints of the merge (failures apart): what was written, then the figures."""
         written = ", ".join(map(str, self.outputs))
-        return [f"{self.num_shards} shards, {self.num_videos} videos -> {written}"]
+        figures = [] if self.metrics is None else self.metrics.report_lines()
+        return [f"{self.num_shards} shards, {self.num_videos} videos -> {written}", *figures]
 
 
 def merge(target: str | os.PathLike[str]) -> MergeResult:
@@ -63,10 +70,19 @@ def merge(target: str | os.PathLike[str]) -> MergeResult:
     kind = records[0].kind
     if kind == "manifest":
         outputs, num_videos = _merge_manifests(records, path), len(records[0].video_ids)
+    elif kind == "features":  # `vidfit extract --shard`: the indexes of one feature folder
+        outputs, num_videos = merge_feature_indexes(records, path)
     else:
         outputs, num_videos = _merge_predictions(records, path)
     failures = {name: reason for record in records for name, reason in record.failures.items()}
-    return MergeResult(kind, outputs, len(records), num_videos, failures)
+    metrics = _merged_figures(outputs[0]) if kind == "predictions" else None
+    return MergeResult(kind, outputs, len(records), num_videos, failures, metrics)
+
+
+def _merged_figures(path: Path) -> EvaluationMetrics | None:
+    """The figures of the merged predictions document: every shard's videos scored together, each once."""
+    scores, label_names = scores_from_document(json.loads(path.read_text(encoding="utf-8")))
+    return evaluation_metrics(scores, num_classes=len(label_names)) if scores else None
 
 
 def _shard_records(target: Path) -> list[ShardRecord]:
@@ -93,21 +109,38 @@ def _shard_records(target: Path) -> list[ShardRecord]:
                 f"{record.output}: shard {record.shard} of {target} must be named "
                 f"{record.shard.output_path(target).name}"
             )
-    for record in records[1:]:
-        if (record.kind, record.video_ids) != (records[0].kind, records[0].video_ids):
-            raise ValueError(
-                f"{target}: shard {record.shard} was run over other inputs than shard {records[0].shard} "
-                "(its record lists other videos): run every shard over the same inputs"
-            )
+    _check_alike(records)
     return records
+
+
+def _check_alike(records: list[ShardRecord]) -> None:
+    """Every shard ran over the same videos with the same checkpoint and settings; ValueError naming the odd one."""
+    first = records[0]
+    for record in records[1:]:
+        if (record.kind, record.video_ids) != (first.kind, first.video_ids):
+            raise ValueError(
+                f"{record.path}: shard {record.shard} was run over other inputs than shard {first.shard} "
+                f"({first.path.name} lists other videos): run every shard over the same inputs"
+            )
+        keys = sorted({*first.settings, *record.settings})
+        differing = [key for key in keys if record.settings.get(key) != first.settings.get(key)]
+        if differing:
+            found = "; ".join(f"{k}={record.settings.get(k)!r} where {first.path.name} has {first.settings.get(k)!r}"
+                              for k in differing)  # fmt: skip
+            raise ValueError(
+                f"{record.path}: shard {record.shard} was made with other settings than shard {first.shard}: "
+                f"{found}: run every shard with the same checkpoint and settings"
+            )
 
 
 def _merge_predictions(records: list[ShardRecord], target: Path) -> tuple[tuple[Path, ...], int]:
     """The shards' JSON and CSV joined, videos in the unsharded order, written as one output set."""
-    documents = [json.loads(r.output.read_text(encoding="utf-8")) for r in records]
+    documents = [_read_predictions(r) for r in records]
     sections: dict[str, dict[str, Any]] = {name: {} for name in _PER_VIDEO_SECTIONS}
+    tables = []
     for record, document in zip(records, documents, strict=True):
         _check_videos(record, set(document["results"]))
+        tables.append(_shard_rows(record, document))
         for name in _PER_VIDEO_SECTIONS:
             sections[name].update(document[name])
     order = [video_id for video_id in records[0].video_ids if video_id in sections["results"]]
@@ -116,21 +149,84 @@ def _merge_predictions(records: list[ShardRecord], target: Path) -> tuple[tuple[
         for key, value in documents[0].items()
     }
     csv_target = target.with_suffix(".csv")
-    texts = {target: json.dumps(merged, indent=2), csv_target: _merged_csv(records, order)}
+    texts = {target: json.dumps(merged, indent=2), csv_target: _merged_csv(records, tables, order)}
     written = write_files_atomic({path: functools.partial(_write, text=text) for path, text in texts.items()})
     return tuple(written), len(order)
 
 
-def _merged_csv(records: list[ShardRecord], order: list[str]) -> str:
+def _read_predictions(record: ShardRecord) -> dict[str, Any]:
+    """A shard's predictions JSON; ValueError naming the file when it is unreadable or not one."""
+    try:
+        document = json.loads(record.output.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or not all(isinstance(document.get(k), dict) for k in _PER_VIDEO_SECTIONS):
+            raise ValueError(f"no {' and '.join(_PER_VIDEO_SECTIONS)} sections")
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{record.output}: not the predictions of shard {record.shard}: {error}: predict the shard again"
+        ) from error
+    return document
+
+
+def _shard_rows(record: ShardRecord, document: dict[str, Any]) -> tuple[list[str], dict[str, list[list[str]]]]:
+    """A shard's CSV (header, rows by video id), checked whole against its JSON; ValueError naming the CSV."""
+    path = record.output.with_suffix(".csv")
+    again = f"predict shard {record.shard} again"
+    try:
+        with path.open(encoding="utf-8", newline="") as file:  # line ends as written: a cut after "\r" shows
+            text = file.read()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the CSV of shard {record.shard}: {error.strerror}: {again}") from error
+    table = list(csv.reader(io.StringIO(text, newline="")))
+    if not table or not text.endswith("\n"):
+        raise ValueError(f"{path}: the file ends inside a row (it was cut short): {again}")
+    header, rows = table[0], dict[str, list[list[str]]]()
+    for number, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: row {number} has {len(row)} fields where the header has {len(header)}: {again}")
+        rows.setdefault(row[0], []).append(row)
+    foreign = sorted(set(rows) - set(document["results"]))
+    if foreign:
+        raise ValueError(f"{path}: rows of videos {foreign[:5]} that {record.output.name} does not list: {again}")
+    for video_id in document["results"]:
+        _check_video_rows(path, video_id, rows.get(video_id, []), header, document["vidfit"].get(video_id), again)
+    return header, rows
+
+
+def _check_video_rows(
+    path: Path, video_id: str, rows: list[list[str]], header: list[str], video: Any, again: str
+) -> None:
+    """One video's rows: one per frame of the JSON's frame range, in order, each once (one in all without frames)."""
+    if "frame" not in header:
+        if len(rows) == 1:
+            return
+        expected = "1 (a row per video)"
+    else:
+        frames = video.get("frames") if isinstance(video, dict) else None
+        if not (isinstance(frames, list) and len(frames) == 2 and all(isinstance(f, int) for f in frames)):
+            raise ValueError(f"{path.with_suffix('.json')}: no frame range vidfit.{video_id}.frames: {again}")
+        column = header.index("frame")
+        if [row[column] for row in rows] == [str(frame) for frame in range(*frames)]:
+            return
+        expected = f"{frames[1] - frames[0]} (frames [{frames[0]}, {frames[1]}), each once and in order)"
+    raise ValueError(
+        f"{path}: video {video_id!r} has {len(rows)} rows where its JSON gives {expected}: "
+        f"the CSV was cut short, repeated or edited: {again}"
+    )
+
+
+def _merged_csv(
+    records: list[ShardRecord], tables: list[tuple[list[str], dict[str, list[list[str]]]]], order: list[str]
+) -> str:
     """The shards' per-frame rows, video by video in `order`, as `write_predictions` writes them."""
-    header: list[str] = []
+    header = tables[0][0]
     rows: dict[str, list[list[str]]] = {}
-    for record in records:
-        with record.output.with_suffix(".csv").open(encoding="utf-8", newline="") as file:
-            reader = csv.reader(file)
-            header = next(reader)
-            for row in reader:
-                rows.setdefault(row[0], []).append(row)
+    for record, (own_header, own_rows) in zip(records, tables, strict=True):
+        if own_header != header:
+            raise ValueError(
+                f"{record.output.with_suffix('.csv')}: its columns {own_header} are not those of "
+                f"{records[0].output.with_suffix('.csv').name} {header}: predict every shard with the same checkpoint"
+            )
+        rows.update(own_rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -144,6 +240,12 @@ def _merge_manifests(records: list[ShardRecord], target: Path) -> tuple[Path, ..
     manifests = [load_manifest(r.output) for r in records]
     for record, manifest in zip(records, manifests, strict=True):
         _check_videos(record, {video.id for video in manifest.videos})
+        changed = record.changed_files()
+        if changed:
+            raise ValueError(
+                f"{record.path}: files of shard {record.shard} changed since it was prepared: "
+                f"{'; '.join(changed[:5])}: prepare the shard again"
+            )
         if (manifest.root, manifest.labels) != (manifests[0].root, manifests[0].labels):
             raise ValueError(
                 f"{record.output}: its root or labels differ from {records[0].output}'s: "

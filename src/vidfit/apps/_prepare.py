@@ -10,7 +10,7 @@ from typing import Any
 
 from vidfit.data import load_manifest, prepare_manifest
 from vidfit.infer._engines import Engine, EngineName, Work
-from vidfit.infer._shards import Shard, write_shard_record
+from vidfit.infer._shards import Shard, file_sizes, write_shard_record
 
 
 def prepare(
@@ -58,7 +58,13 @@ def prepare(
         allow_outside_root=allow_outside_root, progress=progress, **options,
     )  # fmt: skip
     if part is not None:
-        write_shard_record(written, shard=part, kind="manifest", video_ids=all_ids, failures={})
+        # Every file of the shard, sized, so that `merge` finds one removed or cut short since.
+        copies = load_manifest(written).videos
+        kept = [path for video in copies for path in (*video.views.values(), *video.keypoints.values())]
+        write_shard_record(
+            written, shard=part, kind="manifest", video_ids=all_ids, failures={},
+            settings={"size": list(size), "gop": gop, "crf": crf}, files=file_sizes(kept, folder=written.parent),
+        )  # fmt: skip
     return written
 
 
@@ -67,9 +73,11 @@ def _transcode_on(
 ) -> dict[Path, str]:
     """Each view as one task of `engine`; why each failed view did, by its target file."""
     work = Work(functools.partial(_transcode_one, transcode), key=_target, description="transcoding views")
-    _, failures = engine.run(jobs, work, progress=progress)
-    for job in jobs:
-        _remove_killed_attempts(job.target)
+    try:
+        _, failures = engine.run(jobs, work, progress=progress)
+    finally:  # interrupted too: the engine has stopped every attempt by then
+        for job in jobs:
+            _remove_killed_attempts(job.target)
     return failures
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any, Generic, TypeVar
 import torch
 import yaml
 
-from vidfit.config._aliases import alias_of, apply_aliases
+from vidfit.config._aliases import alias_of, apply_aliases, apply_value_spellings, select_scheduler
 from vidfit.config._parse import ConfigError, section_keys, section_problems
 from vidfit.config._rules import config_problems
 from vidfit.config._sections import DataConfig, ExperimentConfig, TrainConfig, TrainerConfig
 from vidfit.config._tasks import TaskSpec, get_task, task_names
 from vidfit.io._atomic import write_text_atomic
+from vidfit.io._documents import DocumentError, DocumentForm, DocumentLimits, load_document, read_document, shorten
 from vidfit.memory._step import cuda_mixed_precision
 
 _Model = TypeVar("_Model")
@@ -62,6 +64,8 @@ SECTIONS = ("experiment", "model", "data", "train", "trainer")
 # Files read as JSON (comments and trailing commas allowed, as editors' JSON configs have them); others as YAML.
 _JSON_SUFFIXES = (".json", ".jsonc", ".json5")
 _LOG = logging.getLogger("vidfit")
+# A config is a few hundred lines: anything much larger, deeper or expanding further is a mistake or an attack.
+CONFIG_LIMITS = DocumentLimits(max_bytes=1 << 20, max_depth=32, max_nodes=100_000)
 
 
 def _plain(value: Any) -> Any:
@@ -99,34 +103,74 @@ def config_from_dict(
 
 
 def _build(document: dict[str, Any], *, source: str, overrides: Sequence[str], folder: Path) -> Config:
-    """`config_from_dict`, with the document's relative paths taken from `folder` (overrides' from the cwd)."""
+    """`config_from_dict`, with the document's relative paths taken from `folder` (overrides' from the cwd).
+
+    Every problem is found in one pass: each section's keys and values, then the rules between keys, run
+    with the bad keys left at their defaults (a rule about a key already reported is left out).
+    """
     document = copy.deepcopy(document)
     # A file's other spellings first, so that an override of either spelling wins over the file.
-    problems = apply_aliases(document, source=source, sections=SECTIONS)
+    known = {name: section_keys(cls) for name, cls in _classes(_task_of(document, source=source)).items()}
+    problems = apply_aliases(document, source=source, sections=SECTIONS, known=known)
     _resolve_paths(document, folder)
     for override in overrides:
         _apply_override(document, override, source)
+    spec = _task_of(document, source=source)  # an override may name another task
     _resolve_paths(document, Path.cwd())
+    apply_value_spellings(document, source=source, spellings=spec.value_aliases)
+    problems += select_scheduler(document, source=source, train_section=spec.train_section)
     problems += [
-        f"unknown section {name!r}; allowed: {', '.join(SECTIONS)}" for name in list(document) if name not in SECTIONS
+        f"unknown section {shorten(name)} (allowed: {', '.join(SECTIONS)})" for name in document if name not in SECTIONS
     ]
-    spec = _task_of(document)
-    for (name, key), value in {("train", "monitor"): spec.monitors[0], **spec.defaults}.items():
-        _section(document, name, source=source).setdefault(key, value)
-    classes = {
+    sections = _sections(document, spec, problems)
+    values, stand_ins, bad = {}, {}, set()
+    for name, cls in _classes(spec).items():
+        check = section_problems(cls, sections[name], f"{source}: {name}", other_tasks=_other_tasks(name, spec))
+        values[name], stand_ins[name] = check.instance, check.stand_in
+        problems += [problem.removeprefix(f"{source}: ") for problem in check.problems]
+        bad |= {f"{name}.{key}" for key in check.bad_keys}
+    if all(section is not None for section in stand_ins.values()):
+        problems += [rule for rule in config_problems(Config(**stand_ins)) if not _names_any(rule, bad)]
+    if problems:
+        raise ConfigError(_one_line(source, problems))
+    return Config(**values)
+
+
+# Problems listed in one error line, at most: the rest are counted.
+MAX_LISTED_PROBLEMS = 20
+
+
+def _classes(spec: TaskSpec) -> dict[str, type]:
+    """The dataclass of each section under the task `spec`."""
+    return {
         "experiment": ExperimentConfig, "model": spec.model_section, "data": spec.data_section,
         "train": spec.train_section, "trainer": TrainerConfig,
     }  # fmt: skip
-    values = {}
-    for name, cls in classes.items():
-        section, where = _section(document, name, source=source), f"{source}: {name}"
-        values[name], found = section_problems(cls, section, where, other_tasks=_other_tasks(name, spec))
-        problems += [problem.removeprefix(f"{source}: ") for problem in found]
-    if not problems:
-        problems = config_problems(Config(**values))
-    if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems))
-    return Config(**values)
+
+
+def _sections(document: dict[str, Any], spec: TaskSpec, problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Each section's keys, with the task's defaults filled in; a section that is no mapping is a problem."""
+    sections: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        section = document.get(name)
+        if section is not None and not isinstance(section, dict):
+            problems.append(f"section {name!r} must be a mapping of keys, got {shorten(section)}")
+        sections[name] = section if isinstance(section, dict) else {}
+    for (name, key), value in {("train", "monitor"): spec.monitors[0], **spec.defaults}.items():
+        sections[name].setdefault(key, value(document) if callable(value) else value)
+    return sections
+
+
+def _names_any(message: str, keys: set[str]) -> bool:
+    """Whether `message` names any of ``section.key`` `keys`."""
+    return any(re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message) for key in keys)
+
+
+def _one_line(source: str, problems: list[str]) -> str:
+    """The problems as one line, the first `MAX_LISTED_PROBLEMS` of them listed and the rest counted."""
+    listed = problems[:MAX_LISTED_PROBLEMS]
+    more = len(problems) - len(listed)
+    return f"{source}: " + "; ".join(listed) + (f"; and {more:,} more problems" if more else "")
 
 
 def _other_tasks(section: str, spec: TaskSpec) -> dict[str, str]:
@@ -141,15 +185,6 @@ def _other_tasks(section: str, spec: TaskSpec) -> dict[str, str]:
         for key in section_keys(getattr(get_task(name), attribute))
         if key not in own
     }
-
-
-def _section(document: dict[str, Any], name: str, *, source: str = "") -> dict[str, Any]:
-    section = document.setdefault(name, {})
-    if section is None:
-        section = document[name] = {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{source}: section {name!r} must be a mapping, got {section!r}")
-    return section
 
 
 def resolve_precision(config: Config) -> str:
@@ -169,25 +204,25 @@ def resolve_precision(config: Config) -> str:
 
 
 def _read_document(path: Path, *, source: str) -> Any:
-    """The plain data of a YAML or JSON file (JSON with comments and trailing commas too)."""
+    """The plain data of a YAML or JSON file (JSON with comments and trailing commas too), within `CONFIG_LIMITS`."""
+    form: DocumentForm = "json5" if path.suffix.lower() in _JSON_SUFFIXES else "yaml"
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in _JSON_SUFFIXES:
-            import json5  # the JSON configs editors write, with comments and trailing commas
-
-            return json5.loads(text)
-        return yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as error:  # json5 raises ValueError on bad JSON
-        raise ConfigError(f"{source}: cannot read the config: {error}") from error
+        return read_document(path, form=form, source=source, limits=CONFIG_LIMITS)
+    except DocumentError as error:
+        reason = str(error).removeprefix(f"{source}: ")
+        raise ConfigError(f"{source}: cannot read the config: {reason}") from None
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read the config: {error.strerror or error}") from error
 
 
 _PATH_KEYS = (("data", "manifest"), ("data", "cache_dir"), ("data", "report_path"))
 
 
-def _task_of(document: dict[str, Any]) -> TaskSpec:
+def _task_of(document: dict[str, Any], *, source: str = "") -> TaskSpec:
+    """The task ``experiment.task`` names; a missing one's error names `source` (the config file)."""
     experiment = document.get("experiment")
     task = experiment.get("task", "action") if isinstance(experiment, dict) else "action"
-    return get_task(str(task))
+    return get_task(str(task), key=f"{source}: experiment.task" if source else "experiment.task")
 
 
 def _resolve_paths(document: dict[str, Any], folder: Path) -> None:
@@ -202,12 +237,12 @@ def _apply_override(document: dict[str, Any], override: str, source: str) -> Non
     key, equals, text = override.partition("=")
     section, dot, name = key.strip().partition(".")
     if not equals or not dot or not section or not name:
-        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. train.lr=0.01")
+        raise ConfigError(f"--set {shorten(override)}: expected section.key=value, e.g. train.lr=0.01")
     section, name = alias_of(section, name)
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--set {override!r}: the value is not valid YAML: {error}") from error
+        value = load_document(text, form="yaml", source="the value", limits=CONFIG_LIMITS)
+    except DocumentError as error:
+        raise ConfigError(f"--set {shorten(override)}: {error}") from None
     target = document.setdefault(section, {})
     if not isinstance(target, dict):
         raise ConfigError(f"{source}: section {section!r} must be a mapping")

@@ -15,7 +15,36 @@ if TYPE_CHECKING:
 def config_problems(config: Config) -> list[str]:
     """What is wrong with a config beyond types: ranges, and rules between keys; empty when it can run."""
     rules = _data_rules(config) + _train_rules(config) + _optimization_rules(config) + _trainer_rules(config)
-    return [message for ok, message in rules if not ok] + config.task.problems(config)
+    return [message for ok, message in rules + _upper_bounds(config) if not ok] + config.task.problems(config)
+
+
+# Upper bounds of counts: far above any real run, low enough that a typo (a batch of 10**12 clips, 10**12
+# epochs) is refused with the config instead of running for hours before it fails. The dataset's own keys
+# (frames, image size, views, chunk length) are bounded by `VideoDatasetConfig`.
+UPPER_BOUNDS: dict[tuple[str, str], int] = {
+    ("data", "batch_size"): 4096,  # clips per device and step
+    ("data", "num_workers"): 256,
+    ("data", "prefetch_factor"): 64,
+    ("train", "accumulate_grad_batches"): 65536,
+    ("train", "effective_batch_size"): 1_000_000,
+    ("train", "video_batch_size"): 4096,
+    ("train", "chunk_infer_size"): 1_000_000,
+    ("train", "warmup_epochs"): 1_000_000,
+    ("trainer", "max_epochs"): 1_000_000,
+    ("trainer", "max_steps"): 1_000_000_000,
+    ("trainer", "num_nodes"): 10_000,
+    ("trainer", "check_val_every_n_epoch"): 1_000_000,
+    ("trainer", "log_every_n_steps"): 1_000_000,
+}
+
+
+def _upper_bounds(config: Config) -> list[tuple[bool, str]]:
+    values = {(section, key): getattr(getattr(config, section), key) for section, key in UPPER_BOUNDS}
+    return [
+        (not isinstance(value, int) or value <= UPPER_BOUNDS[where], f"{'.'.join(where)}={value} must be <= "
+         f"{UPPER_BOUNDS[where]}")
+        for where, value in values.items()
+    ]  # fmt: skip
 
 
 def _data_rules(config: Config) -> list[tuple[bool, str]]:

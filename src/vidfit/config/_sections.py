@@ -28,10 +28,14 @@ class DataConfig(VideoDatasetConfig):
 
     `split`, `mode` and `seed` are set by vidfit for each split (from the split names and
     ``experiment.seed``), so they are not keys of the section; nor is `transform`, a callable for library
-    users (a run config augments on the GPU: the action task's ``data.augment``).
+    users (a run config augments on the GPU: the action task's ``data.augment``), nor `multi_label`, which
+    the task sets from its model (the action task's ``model.multi_label``), nor `data_dir` and `config_path`,
+    the library's stand-ins for ``data.manifest`` and a config file.
     """
 
-    NOT_CONFIG_KEYS: ClassVar[tuple[str, ...]] = ("split", "mode", "seed", "transform")
+    NOT_CONFIG_KEYS: ClassVar[tuple[str, ...]] = (
+        "split", "mode", "seed", "transform", "multi_label", "data_dir", "config_path"
+    )  # fmt: skip
 
     batch_size: int | Literal["auto"] = 8
     num_workers: int = 4

@@ -51,13 +51,15 @@ class TensorBatch:
 class VideoBatch(TensorBatch):
     """Clips of multi-view video with their labels, as `collate_samples` stacks `VideoDataset` samples.
 
-    `B` clips of `V` views and `T` frames each.
+    `B` clips of `V` views and `T` frames each. Multi-label batches (``VideoDatasetConfig.multi_label``) hold
+    the classes present instead of one class id: `label` (B, C) and `frame_labels` (B, T, C).
     """
 
     label: torch.Tensor
-    """int64 (B,): each clip's video label, `IGNORE_LABEL` where the video has none."""
+    """int64 (B,): each clip's video label, `IGNORE_LABEL` where the video has none; multi-label: int8 (B, C),
+    1 for a class present, 0 absent, `IGNORE_LABEL` unknown."""
     frame_labels: torch.Tensor
-    """int64 (B, T): each frame's label, `IGNORE_LABEL` where no segment covers it."""
+    """int64 (B, T): each frame's label, `IGNORE_LABEL` where no segment covers it; multi-label: int8 (B, T, C)."""
     video: torch.Tensor | None = None
     """uint8 (B, V, 3, T, H, W) frames, or None when only keypoints are loaded.
 
@@ -72,10 +74,14 @@ class VideoBatch(TensorBatch):
 
     def __post_init__(self) -> None:
         size = len(self.label)
-        if self.label.ndim != 1 or self.frame_labels.ndim != 2 or self.frame_labels.shape[0] != size:
+        single = self.label.ndim == 1 and self.frame_labels.ndim == 2
+        multi = (
+            self.label.ndim == 2 and self.frame_labels.ndim == 3 and self.frame_labels.shape[2] == self.label.shape[1]
+        )
+        if not (single or multi) or self.frame_labels.shape[0] != size:
             raise ValueError(
                 f"label must be (B,) and frame_labels (B, T), got {tuple(self.label.shape)} and "
-                f"{tuple(self.frame_labels.shape)}"
+                f"{tuple(self.frame_labels.shape)} (multi-label: (B, C) and (B, T, C))"
             )
         num_frames = self.frame_labels.shape[1]
         if self.video is not None:
@@ -91,6 +97,11 @@ class VideoBatch(TensorBatch):
 
     def __len__(self) -> int:
         return len(self.label)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the labels are classes present (B, C) and (B, T, C) rather than class ids."""
+        return self.label.ndim == 2
 
     @property
     def num_frames(self) -> int:

@@ -12,7 +12,7 @@ from vidfit.data._manifest import VideoEntry
 from vidfit.io._atomic import write_text_atomic
 from vidfit.io._sources import source_stamp
 
-_CACHE_VERSION = 2  # 2: file versions as strings (URLs have no mtime)
+_CACHE_VERSION = 3  # 2: file versions as strings (URLs have no mtime); 3: each video's clip frames
 
 
 def cache_key(*, labels: tuple[str, ...], entries: list[VideoEntry], parameters: dict[str, Any]) -> str:

@@ -48,11 +48,13 @@ class IndexedVideo:
         entry: Its manifest entry.
         views: Metadata of each view, the reference view first.
         keypoints: Keypoint sources by view (views without keypoints are absent).
+        frames: The reference view's frames its samples come from: the entry's clip range, or every frame.
     """
 
     entry: VideoEntry
     views: dict[str, VideoMetadata]
     keypoints: dict[str, KeypointSource]
+    frames: range
 
 
 @dataclass
@@ -206,7 +208,9 @@ def _cached_index(
     parameters: _Parameters,
     cache_dir: str | os.PathLike[str] | None,
 ) -> ChunkIndex:
-    key = cache_key(labels=manifest.labels, entries=entries, parameters=asdict(parameters))
+    # Whether segments may overlap changes which videos pass.
+    settings = {**asdict(parameters), "multi_label": manifest.multi_label}
+    key = cache_key(labels=manifest.labels, entries=entries, parameters=settings)
     cached = read_cache(Path(cache_dir), key) if cache_dir is not None else None
     if cached is not None:
         return _index_from_json(
@@ -225,6 +229,7 @@ def _index_videos(manifest: Manifest, entries: list[VideoEntry], parameters: _Pa
         views=parameters.views,
         same_frame_size=parameters.same_frame_size,
         manifest_file=manifest.path or manifest.root,
+        multi_label=manifest.multi_label,
     )
     index = ChunkIndex([], {}, manifest.labels, parameters.max_video_frames)
     for entry in entries:
@@ -232,16 +237,20 @@ def _index_videos(manifest: Manifest, entries: list[VideoEntry], parameters: _Pa
         if check.problems:
             index.skipped.extend(check.problems)
             continue
-        index.videos[entry.id] = IndexedVideo(entry, check.views, check.keypoints)
-        reference = next(iter(check.views.values()))
+        frames = check.frames if check.frames is not None else range(next(iter(check.views.values())).num_frames)
+        index.videos[entry.id] = IndexedVideo(entry, check.views, check.keypoints, frames)
+        # A clip range is chunked as a video of its own, its chunks then placed at its first frame.
         spans = chunk_spans(
-            reference.num_frames,
+            len(frames),
             max_video_frames=parameters.max_video_frames,
             chunk_overlap_frames=parameters.chunk_overlap_frames,
             tail=parameters.tail,
             min_tail_frames=parameters.min_tail_frames,
         )
-        index.chunks.extend(ChunkRef(entry.id, k, span.start, span.stop) for k, span in enumerate(spans))
+        first = frames.start
+        index.chunks.extend(
+            ChunkRef(entry.id, k, first + span.start, first + span.stop) for k, span in enumerate(spans)
+        )
     return index
 
 
@@ -270,6 +279,7 @@ def _index_to_json(index: ChunkIndex) -> dict[str, Any]:
         video_id: {
             "views": {name: {**asdict(meta), "path": str(meta.path)} for name, meta in video.views.items()},
             "keypoints": {name: {**asdict(src), "path": str(src.path)} for name, src in video.keypoints.items()},
+            "frames": [video.frames.start, video.frames.stop],
         }
         for video_id, video in index.videos.items()
     }
@@ -293,7 +303,7 @@ def _index_from_json(
         keypoints = {
             name: KeypointSource(**{**src, "path": Path(src["path"])}) for name, src in record["keypoints"].items()
         }
-        videos[video_id] = IndexedVideo(by_id[video_id], views, keypoints)
+        videos[video_id] = IndexedVideo(by_id[video_id], views, keypoints, range(*record["frames"]))
     chunks = [ChunkRef(*row) for row in document["chunks"]]
     skipped = [Problem.from_dict(problem) for problem in document["skipped"]]
     return ChunkIndex(chunks, videos, labels, max_video_frames, skipped)

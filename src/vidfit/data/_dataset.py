@@ -13,20 +13,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from vidfit.data._chunks import ON_ERRORS, TAILS, ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index
+from vidfit.data._chunks import ChunkRef, IndexedVideo, OnError, Tail, build_chunk_index
+from vidfit.data._data_dir import data_dir_manifest, settings_file_values
+from vidfit.data._dataset_checks import DatasetConfigError, check_frame_sizes, dataset_config_problems
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._keypoints import stack_view_keypoints
 from vidfit.data._manifest import load_manifest
 from vidfit.data._sampling import (
-    DECODE_BACKENDS,
     IGNORE_LABEL,
-    MODES,
-    SAMPLINGS,
     Mode,
     Sampling,
     WorkerLocal,
+    clip_multi_hot,
     frame_labels,
     frame_midpoints,
+    frame_multi_hot,
     match_view_frames,
     sample_positions,
 )
@@ -38,7 +39,7 @@ class VideoDatasetConfig:
     """What `VideoDataset` loads and how.
 
     Attributes:
-        manifest: The manifest file (YAML or JSON).
+        manifest: The manifest file (YAML or JSON); or leave it empty and give `data_dir`.
         split: Only videos of this split; all when None.
         mode: ``"clip"`` (`num_frames` frames sampled inside a chunk) or ``"chunk"`` (the whole chunk).
         num_frames: Frames per clip (``"clip"`` mode).
@@ -68,9 +69,16 @@ class VideoDatasetConfig:
             mode), in the loader's workers, e.g. a ``torchvision.transforms.v2`` pipeline; returns uint8
             frames (T, 3, H', W') of one size across views. Run configs augment on the GPU instead
             (``data.augment``), where keypoints follow the crop.
+        multi_label: Targets as classes present, for a manifest with ``multi_label: true`` (whose segments may
+            overlap): ``frame_labels`` int8 (T, C) and ``label`` int8 (C,), 1 present, 0 absent, -1 unknown.
+        data_dir: Instead of `manifest`, a data folder: its ``manifest.yaml`` (``.yml``, ``.json``) when it has
+            one, else its class folders ``<class>/<video>`` or ``<split>/<class>/<video>`` (see
+            `import_video_folders`).
+        config_path: A JSON or YAML settings file whose ``dataset`` (or ``data``) section fills the settings
+            left at their defaults here, e.g. ``{"dataset": {"image_size": 160, "num_frames": 40}}``.
     """
 
-    manifest: str | os.PathLike[str]
+    manifest: str | os.PathLike[str] = ""
     split: str | None = None
     mode: Mode = "clip"
     num_frames: int = 16
@@ -94,40 +102,35 @@ class VideoDatasetConfig:
     allow_outside_root: bool = False
     max_open_readers: int = 8
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    multi_label: bool = False
+    data_dir: str | os.PathLike[str] | None = None
+    config_path: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("mode", self.mode, MODES),
-            ("sampling", self.sampling, SAMPLINGS),
-            ("tail", self.tail, TAILS),
-            ("on_error", self.on_error, ON_ERRORS),
-            ("decode_backend", self.decode_backend, DECODE_BACKENDS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+        if self.config_path is not None:
+            for name, value in settings_file_values(self, self.config_path).items():
+                object.__setattr__(self, name, value)
         # YAML gives lists; tuples keep the config hashable.
         if self.image_size is not None and not isinstance(self.image_size, int):
             object.__setattr__(self, "image_size", tuple(self.image_size))
         if self.views is not None:
             object.__setattr__(self, "views", tuple(self.views))
-        for name in ("num_frames", "frame_stride", "max_open_readers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        sides = (self.image_size,) if isinstance(self.image_size, int) else (self.image_size or (1, 1))
-        if len(sides) not in (1, 2) or (len(sides) == 1 and not isinstance(self.image_size, int)) or min(sides) < 1:
-            raise ValueError(
-                f"image_size={self.image_size!r} must be (height, width) of positive integers, a positive int "
-                "(the short side) or None"
-            )
-        if self.num_threads is not None and self.num_threads < 0:
-            raise ValueError(f"num_threads={self.num_threads!r} must be >= 0 (0 lets FFmpeg choose) or None")
+        problems = dataset_config_problems(self)  # every bad value at once, each under its key
+        if problems:
+            raise DatasetConfigError(problems)
+
+    @property
+    def source(self) -> Path:
+        """The manifest file, or the data folder standing for one."""
+        return Path(self.manifest or self.data_dir or "")
 
 
 class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
     """One sample per chunk of the index; see docs/DATA.md for the sample layout.
 
     A sample is a dict: ``video`` uint8 (V, 3, T, H, W), ``frame_labels`` int64 (T,) with -1 where
-    unlabelled, ``label`` int64 (video label or -1), ``keypoints`` float32 (V, T, K, D) and
+    unlabelled, ``label`` int64 (video label or -1) (with `multi_label`: int8 (T, C) and (C,), see
+    `frame_multi_hot` and `clip_multi_hot`), ``keypoints`` float32 (V, T, K, D) and
     ``keypoint_mask`` bool (V, T) when `load_kpt`, and ``meta`` (video_id, chunk_index,
     frame_indices (T,) and pts_seconds (T,) of the reference view, view_frame_indices (V, T)).
     Readers are opened lazily in each worker, so the dataset pickles cheaply.
@@ -135,8 +138,16 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
 
     def __init__(self, config: VideoDatasetConfig) -> None:
         self.config = config
-        manifest = load_manifest(config.manifest, allow_outside_root=config.allow_outside_root)
+        if str(config.manifest):
+            manifest = load_manifest(config.manifest, allow_outside_root=config.allow_outside_root)
+        elif config.data_dir is not None:
+            manifest = data_dir_manifest(config.data_dir, allow_outside_root=config.allow_outside_root)
+        else:
+            raise ValueError("VideoDatasetConfig needs manifest (the manifest file) or data_dir (a data folder)")
         self.labels = manifest.labels
+        if manifest.multi_label and not config.multi_label:
+            message = "is true: segments may overlap, which single-label targets cannot hold; set multi_label=True"
+            raise ManifestError([Problem(None, manifest.path or config.source, "multi_label", message)])
         first = next((entry for entry in manifest.videos if config.split in (None, entry.split)), None)
         self.views: tuple[str, ...] = config.views or (tuple(first.views) if first else ())
         self.index = build_chunk_index(
@@ -153,6 +164,7 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
             cache_dir=config.cache_dir,
             report_path=config.report_path,
         )
+        check_frame_sizes(config, self.index.videos, self.views)
         self.keypoint_shape = self._keypoint_shape()
         self.init_worker_local(
             seed=config.seed,
@@ -166,7 +178,7 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         shapes = {(s.num_keypoints, s.dims) for v in self.index.videos.values() for s in v.keypoints.values()}
         if self.config.load_kpt and len(shapes) != 1:
             message = f"load_kpt needs one keypoint shape (K, D) across the dataset, found {sorted(shapes)}"
-            raise ManifestError([Problem(None, Path(self.config.manifest), "keypoints", message)])
+            raise ManifestError([Problem(None, self.config.source, "keypoints", message)])
         return next(iter(shapes), (0, 0))
 
     def __len__(self) -> int:
@@ -208,16 +220,25 @@ class VideoDataset(WorkerLocal, Dataset[dict[str, Any]]):
         times = self.reader_pool().get(reference).pts_seconds[frames] - reference.begin_seconds
         view_frames = self._view_frames(video, frames)
         sample: dict[str, Any] = {
-            "frame_labels": torch.from_numpy(
-                frame_labels(video.entry.timeline, labels=self.labels, frame_indices=frames, times_seconds=times)
-            ),
-            "label": torch.tensor(self._video_label(video), dtype=torch.int64),
+            **self._targets(video, frames, times),
             "meta": self._meta(chunk, frames, times + reference.begin_seconds, view_frames),
         }
         if config.load_kpt:
             sample["keypoints"], sample["keypoint_mask"] = self._read_keypoints(video, view_frames)
         size = decode_size(config.image_size, height=reference.height, width=reference.width)
         return sample, _VideoRead(video, view_frames, size, size or (reference.height, reference.width))
+
+    def _targets(self, video: IndexedVideo, frames: np.ndarray, times: np.ndarray) -> dict[str, torch.Tensor]:
+        """``frame_labels`` and ``label`` of a sample: class ids, or multi-hot classes with `multi_label`."""
+        timeline, label = video.entry.timeline, self._video_label(video)
+        if not self.config.multi_label:
+            per_frame = frame_labels(timeline, labels=self.labels, frame_indices=frames, times_seconds=times)
+            return {"frame_labels": torch.from_numpy(per_frame), "label": torch.tensor(label, dtype=torch.int64)}
+        multi_hot = frame_multi_hot(timeline, labels=self.labels, frame_indices=frames, times_seconds=times)
+        return {
+            "frame_labels": torch.from_numpy(multi_hot),
+            "label": torch.from_numpy(clip_multi_hot(multi_hot, video_label=label)),
+        }
 
     def _view_frames(self, video: IndexedVideo, frames: np.ndarray) -> np.ndarray:
         reference_view, reference = next(iter(video.views.items()))

@@ -1,336 +1,224 @@
-"""Manifests from what users arrive with: Kinetics CSVs, UCF101/HMDB51 split lists, segment CSVs,
-THUMOS14 annotations and multi-view folders. Each importer reports every problem in one `ManifestError`.
-"""
+"""Video-level labels: Kinetics CSVs, MMAction2's ``path label`` lists, class-folder trees, multi-view folders."""
 
 from __future__ import annotations
 
-import csv
 import os
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-from vidfit.data._errors import ManifestError, Problem
-from vidfit.data._importers import _VIDEO_SUFFIXES, _find_video, _sorted_labels
-from vidfit.data._manifest import Manifest, Segment, Timeline, TimelineUnit, VideoEntry
+from vidfit.data._import_build import MISSING_CHOICES, Draft, Missing, Options, finish_import
+from vidfit.data._import_result import ImportNote, ImportResult
+from vidfit.data._import_text import (
+    SPLIT_NAMES,
+    Origin,
+    Problems,
+    as_paths,
+    check_choice,
+    parse_seconds,
+    read_csv,
+    read_lines,
+    require_columns,
+    split_from_name,
+)
+from vidfit.data._import_videos import VIDEO_SUFFIXES, VideoFiles, folder_key, is_video
+from vidfit.data._manifest import Manifest, VideoEntry
 
-OverlapPolicy = Literal["error", "first", "longest"]
-_KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
-_SEGMENT_COLUMNS = ("video", "start", "stop", "label")
-# Split names as the datasets spell them, shortened to the names used elsewhere.
-_SPLITS = {"training": "train", "validate": "val", "validation": "val", "testing": "test"}
-_HMDB_SPLIT_CODES = {"1": "train", "2": "test", "0": None}
-_THUMOS_FILE = re.compile(r"^(?P<label>.+)_(?P<split>val|test)\.txt$")
-# THUMOS14 marks spans it could not label as this class; they are not an action.
-_THUMOS_AMBIGUOUS = "Ambiguous"
-
-
-@dataclass
-class _Problems:
-    """Problems gathered while importing, raised together."""
-
-    items: list[Problem] = field(default_factory=list)
-
-    def add(self, video_id: str | None, file: Path, where: str, message: str) -> None:
-        self.items.append(Problem(video_id, file, where, message))
-
-    def raise_any(self) -> None:
-        if self.items:
-            raise ManifestError(self.items)
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    segment: Segment
-    position: int  # order in the annotation files, which `first` keeps
-
-
-def _keep_none(candidates: list[_Candidate]) -> list[_Candidate]:
-    return candidates  # overlaps are reported afterwards
-
-
-def _keep_first(candidates: list[_Candidate]) -> list[_Candidate]:
-    return sorted(candidates, key=lambda c: c.position)
-
-
-def _keep_longest(candidates: list[_Candidate]) -> list[_Candidate]:
-    return sorted(candidates, key=lambda c: (-(c.segment.end - c.segment.start), c.position))
-
-
-# Each policy orders a video's segments by priority; a segment overlapping a kept one is dropped.
-OVERLAP_POLICIES: dict[str, Callable[[list[_Candidate]], list[_Candidate]]] = {
-    "error": _keep_none,
-    "first": _keep_first,
-    "longest": _keep_longest,
-}
-
-
-def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
-
-
-def _resolve_overlaps(
-    candidates: list[_Candidate], overlap: OverlapPolicy, *, video_id: str, file: Path, problems: _Problems
-) -> tuple[Segment, ...]:
-    kept: list[Segment] = []
-    for candidate in OVERLAP_POLICIES[overlap](candidates):
-        segment = candidate.segment
-        clash = next((k for k in kept if segment.start < k.end and k.start < segment.end), None)
-        if clash is None:
-            kept.append(segment)
-        elif overlap == "error":
-            problems.add(
-                video_id, file, "segments",
-                f"[{segment.start:g}, {segment.end:g}) {segment.label!r} overlaps [{clash.start:g}, {clash.end:g}) "
-                f"{clash.label!r}; choose overlap='first' or 'longest' to keep one",
-            )  # fmt: skip
-    return tuple(sorted(kept, key=lambda s: (s.start, s.end)))
-
-
-def _read_csv(path: Path, columns: Sequence[str], problems: _Problems) -> list[tuple[int, dict[str, str]]]:
-    """Rows with their line numbers; the header must name `columns` (others are ignored)."""
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            problems.add(None, path, "header", f"lacks column(s) {missing}; need {list(columns)}")
-            return []
-        return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
-
-
-def _number(text: str, *, where: str, path: Path, problems: _Problems, video_id: str | None) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        problems.add(video_id, path, where, f"must be a number, got {text!r}")
-        return None
-    return value
-
-
-def _check_file(video: Path, *, video_id: str, view: str, problems: _Problems) -> None:
-    if not video.is_file():
-        problems.add(video_id, video, f"views.{view}", "no such video file")
+_KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
 def import_kinetics(
-    csv_path: str | os.PathLike[str], *, video_dir: str | os.PathLike[str], view_name: str = "front"
-) -> Manifest:
-    """A manifest from a Kinetics-style CSV (``label,youtube_id,time_start,time_end,split``).
-
-    Each row is one clip with a video-level label, the file ``<youtube_id>_<start:06d>_<end:06d>``
-    (the downloaders' name) in `video_dir` or in its ``<label>/`` folder, with any known video
-    extension. Split ``validate`` becomes ``val``.
-    """
-    source, root, problems = Path(csv_path), Path(video_dir).resolve(), _Problems()
-    entries: dict[str, VideoEntry] = {}
-    for line, row in _read_csv(source, _KINETICS_COLUMNS, problems):
-        start, end = (_number(row[c], where=f"line {line}: {c}", path=source, problems=problems, video_id=None)
-                      for c in ("time_start", "time_end"))  # fmt: skip
-        if start is None or end is None:
-            continue
-        video_id = f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}"
-        if video_id in entries:
-            problems.add(video_id, source, f"line {line}", "the clip is listed more than once")
-            continue
-        video = _find_video(root / row["label"], video_id)
-        video = video if video.is_file() else _find_video(root, video_id)
-        _check_file(video, video_id=video_id, view=view_name, problems=problems)
-        split = _SPLITS.get(row["split"], row["split"]) or None
-        entries[video_id] = VideoEntry(id=video_id, views={view_name: video}, split=split, label=row["label"])
-    problems.raise_any()
-    labels = tuple(sorted({entry.label for entry in entries.values() if entry.label is not None}))
-    return Manifest(labels, root, tuple(entries.values()))
-
-
-def import_ucf101(
-    video_dir: str | os.PathLike[str], *, split_files: Sequence[str | os.PathLike[str]], view_name: str = "front"
-) -> Manifest:
-    """A manifest from UCF101's ``<Class>/<video>.avi`` folder and its ``trainlist0N.txt``/``testlist0N.txt``.
-
-    Lines are ``<Class>/<video>.avi`` (train lists add a class number, ignored): the label is the
-    folder, the split comes from the list's name (``trainlist`` -> ``train``, ``testlist`` -> ``test``).
-    """
-    root, problems = Path(video_dir).resolve(), _Problems()
-    entries: dict[str, VideoEntry] = {}
-    for split_file in map(Path, split_files):
-        split = (
-            "train" if split_file.name.startswith("train") else "test" if split_file.name.startswith("test") else None
-        )
-        if split is None:
-            problems.add(None, split_file, "name", "must start with 'trainlist' or 'testlist'")
-            continue
-        for number, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            relative = Path(line.split()[0])
-            if len(relative.parts) != 2:
-                problems.add(None, split_file, f"line {number}", f"need '<Class>/<video>', got {line!r}")
-                continue
-            _add_folder_video(entries, root / relative, label=relative.parts[0], split=split, view=view_name,
-                              where=(split_file, number), problems=problems)  # fmt: skip
-    problems.raise_any()
-    return Manifest(tuple(sorted({e.label for e in entries.values() if e.label})), root, tuple(entries.values()))
-
-
-def import_hmdb51(
-    video_dir: str | os.PathLike[str], *, split_files: Sequence[str | os.PathLike[str]], view_name: str = "front"
-) -> Manifest:
-    """A manifest from HMDB51's ``<class>/<video>.avi`` folder and its ``<class>_test_splitN.txt`` files.
-
-    Lines are ``<video>.avi <code>``, code 1 train, 2 test, 0 unused (left out); the label is the
-    class the file name starts with.
-    """
-    root, problems = Path(video_dir).resolve(), _Problems()
-    entries: dict[str, VideoEntry] = {}
-    for split_file in map(Path, split_files):
-        label, marker, _ = split_file.name.rpartition("_test_split")
-        if not marker:
-            problems.add(None, split_file, "name", "must be '<class>_test_split<N>.txt'")
-            continue
-        for number, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2 or fields[1] not in _HMDB_SPLIT_CODES:
-                problems.add(None, split_file, f"line {number}", f"need '<video> <0|1|2>', got {line!r}")
-                continue
-            split = _HMDB_SPLIT_CODES[fields[1]]
-            if split is not None:
-                _add_folder_video(entries, root / label / fields[0], label=label, split=split, view=view_name,
-                                  where=(split_file, number), problems=problems)  # fmt: skip
-    problems.raise_any()
-    return Manifest(tuple(sorted({e.label for e in entries.values() if e.label})), root, tuple(entries.values()))
-
-
-def _add_folder_video(
-    entries: dict[str, VideoEntry],
-    video: Path,
-    *,
-    label: str,
-    split: str,
-    view: str,
-    where: tuple[Path, int],
-    problems: _Problems,
-) -> None:
-    video_id = video.stem
-    if video_id in entries:
-        problems.add(video_id, where[0], f"line {where[1]}", f"already listed (split {entries[video_id].split!r})")
-        return
-    _check_file(video, video_id=video_id, view=view, problems=problems)
-    entries[video_id] = VideoEntry(id=video_id, views={view: video}, split=split, label=label)
-
-
-def import_segments(
-    csv_path: str | os.PathLike[str],
+    csv_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     video_dir: str | os.PathLike[str],
-    unit: TimelineUnit = "seconds",
-    overlap: OverlapPolicy = "error",
-    split: str | None = None,
+    missing: Missing = "skip",
+    check_videos: bool = False,
     view_name: str = "front",
-) -> Manifest:
-    """A manifest from a CSV of labelled spans ``video,start,stop,label`` (Charades, EPIC-KITCHENS style).
+) -> ImportResult:
+    """A manifest from Kinetics-400/600/700 CSVs (``label,youtube_id,time_start,time_end,split[,is_cc]``).
+
+    Train, validation and test CSVs go in one call. Each row is a clip: the downloaders'
+    ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere under `video_dir` (flat, or in class folders
+    spelled with spaces or MMAction2's underscores), else the untrimmed source ``<youtube_id>.<ext>`` with
+    the row's ``[time_start, time_end)`` as the clip's range (read from the source, nothing transcoded).
+    The labels are those of the train rows (of every labelled row when there is no train split), sorted;
+    a CSV without a label column (the test CSVs) gives unlabelled clips. The split is the ``split``
+    column's (``validate`` -> ``val``), else the file name's.
 
     Args:
-        csv_path: The CSV; other columns are ignored.
-        video_dir: Folder of ``<video>.<ext>`` files, the data root.
-        unit: ``"seconds"`` or ``"frames"``, the unit of start and stop.
-        overlap: Overlapping spans of one video: ``"error"`` reports them, ``"first"`` keeps the one
-            listed first, ``"longest"`` the longest (the first listed among equals).
-        split: Split given to every video.
+        csv_paths: The CSVs.
+        video_dir: The data root.
+        missing: ``"skip"`` clips not found (listed in the report) or report them as an ``"error"``.
+        check_videos: Also read each clip's packet index, skipping (or reporting) the unreadable ones.
         view_name: Name of the single view.
     """
-    _check_choice("unit", unit, ("seconds", "frames"))
-    _check_choice("overlap", overlap, tuple(OVERLAP_POLICIES))
-    source, root, problems = Path(csv_path), Path(video_dir).resolve(), _Problems()
-    spans: dict[str, list[_Candidate]] = {}
-    for line, row in _read_csv(source, _SEGMENT_COLUMNS, problems):
-        video_id = row["video"]
-        start, stop = (_number(row[c], where=f"line {line}: {c}", path=source, problems=problems, video_id=video_id)
-                       for c in ("start", "stop"))  # fmt: skip
-        if start is None or stop is None:
-            continue
-        if not 0 <= start < stop:
-            problems.add(video_id, source, f"line {line}", f"need 0 <= start < stop, got [{start:g}, {stop:g})")
-            continue
-        spans.setdefault(video_id, []).append(_Candidate(Segment(start, stop, row["label"]), line))
-    return _timeline_manifest(spans, root=root, unit=unit, overlap=overlap, split=split, view_name=view_name,
-                              source=source, problems=problems)  # fmt: skip
+    check_choice("missing", missing, MISSING_CHOICES)
+    root, problems = Path(video_dir).resolve(), Problems()
+    clips: list[tuple[Draft, str, float, float]] = []
+    for path in as_paths(csv_paths):
+        header, rows = read_csv(path, problems)
+        if require_columns(path, header, _KINETICS_COLUMNS, problems):
+            clips += [clip for line, row in rows if (clip := _kinetics_clip(row, Origin(path, line), problems))]
+    files = VideoFiles(root)
+    for draft, youtube_id, start, end in clips:
+        _find_clip(draft, youtube_id, start, end, files)
+    drafts = [clip[0] for clip in clips]
+    trained = sorted({d.label for d in drafts if d.label is not None and d.split == "train"})
+    labels = trained or sorted({d.label for d in drafts if d.label is not None})
+    options = Options("kinetics", root, view_name, missing, probe=check_videos, labels=labels)
+    return finish_import(drafts, problems, options)
 
 
-def import_thumos14(
-    annotation_dir: str | os.PathLike[str],
+def _kinetics_clip(row: dict[str, str], origin: Origin, problems: Problems) -> tuple[Draft, str, float, float] | None:
+    youtube_id = row["youtube_id"]
+    try:
+        start, end = parse_seconds(row["time_start"]), parse_seconds(row["time_end"])
+    except ValueError as error:
+        problems.add(origin, f"time_start/time_end: {error}", video_id=youtube_id or None)
+        return None
+    if not start < end:
+        problems.add(origin, f"the clip [{start:g}, {end:g}) s is inverted or empty", video_id=youtube_id or None)
+        return None
+    if not youtube_id:
+        problems.add(origin, "youtube_id is empty")
+        return None
+    written = row.get("split", "")
+    split = SPLIT_NAMES.get(written.lower(), written) if written else split_from_name(origin.file)
+    clip_id = f"{youtube_id}_{int(start):06d}_{int(end):06d}"
+    return Draft(clip_id, origin, split=split, label=row.get("label") or None), youtube_id, start, end
+
+
+def _find_clip(draft: Draft, youtube_id: str, start: float, end: float, files: VideoFiles) -> None:
+    """The trimmed clip, preferring its class folder; else the untrimmed source video with the clip's range."""
+    key = folder_key(draft.label) if draft.label else None
+
+    def in_class_folder(path: Path) -> int:
+        return 0 if key is not None and folder_key(path.parent.name) == key else 1
+
+    draft.looked_for = f"{draft.id}.<ext> or the source video {youtube_id}.<ext>"
+    draft.video = files.find(draft.id, prefer=in_class_folder, any_case=False)
+    if draft.video is None:
+        draft.video = files.find(youtube_id, prefer=in_class_folder, any_case=False)
+        if draft.video is not None:
+            draft.start_seconds, draft.end_seconds = start, end
+
+
+def import_video_list(
+    list_files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     video_dir: str | os.PathLike[str],
-    overlap: OverlapPolicy = "error",
+    classes: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    missing: Missing = "skip",
+    check_videos: bool = False,
     view_name: str = "front",
-) -> Manifest:
-    """A manifest from THUMOS14's temporal annotations: ``<Class>_val.txt``/``<Class>_test.txt`` files
-    of ``<video> <start seconds> <end seconds>`` lines.
+) -> ImportResult:
+    """A manifest from MMAction2-style video lists: ``<path> <label>`` per line, paths relative to `video_dir`.
 
-    The split is the files' (``val`` or ``test``); ``Ambiguous_*.txt`` spans are left unlabelled.
-    THUMOS14 classes overlap (CliffDiving lies inside Diving), so `overlap` usually needs ``"first"``
-    or ``"longest"``.
+    A label is a class index (MMAction2's lists) or a name. Indices name the line of `classes` (a label map,
+    one class per line, as MMAction2's ``label_map_k400.txt``), or without it stay the labels ``"0"``,
+    ``"1"``, ... in index order; names keep `classes`' order, else are sorted. The split of each list is
+    `split`, else the one its name gives (``ucf101_train_split_1_videos.txt`` -> ``train``).
     """
-    _check_choice("overlap", overlap, tuple(OVERLAP_POLICIES))
-    folder, root, problems = Path(annotation_dir), Path(video_dir).resolve(), _Problems()
-    spans: dict[str, list[_Candidate]] = {}
-    splits: dict[str, str] = {}
-    files = sorted(p for p in folder.glob("*.txt") if _THUMOS_FILE.match(p.name))
-    if not files:
-        problems.add(None, folder, "files", "holds no '<Class>_val.txt' or '<Class>_test.txt' annotation files")
-    for file in files:
-        match = _THUMOS_FILE.match(file.name)
-        assert match is not None  # the glob above kept matching names only
-        if match["label"] == _THUMOS_AMBIGUOUS:
-            continue
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            fields = line.split()
-            if not fields:
+    check_choice("missing", missing, MISSING_CHOICES)
+    root, problems = Path(video_dir).resolve(), Problems()
+    names = [line for _, line in read_lines(Path(classes), problems)] if classes is not None else None
+    entries: list[tuple[Draft, str]] = []
+    for path in as_paths(list_files):
+        list_split = split if split is not None else split_from_name(path)
+        for number, line in read_lines(path, problems):
+            relative, _, label = line.rpartition(" ")
+            if not relative.strip() or _several_labels(root, relative):
+                problems.add(Origin(path, number), f"need '<path> <label>' (one label per video), got {line!r}")
                 continue
-            try:
-                start, end = float(fields[1]), float(fields[2])
-            except (IndexError, ValueError):
-                problems.add(None, file, f"line {number}", f"need '<video> <start> <end>', got {line!r}")
-                continue
-            splits[fields[0]] = match["split"]
-            position = len(spans.get(fields[0], []))
-            spans.setdefault(fields[0], []).append(_Candidate(Segment(start, end, match["label"]), position))
-    manifest = _timeline_manifest(spans, root=root, unit="seconds", overlap=overlap, split=None, view_name=view_name,
-                                  source=folder, problems=problems)  # fmt: skip
-    videos = tuple(VideoEntry(**{**vars(e), "split": splits[e.id]}) for e in manifest.videos)
-    return Manifest(manifest.labels, root, videos)
+            entries.append((Draft("", Origin(path, number), split=list_split, label=label), relative.strip()))
+    labels = _list_labels([draft for draft, _ in entries], names, problems)
+    ids = unique_ids([relative for _, relative in entries])
+    for (draft, relative), video_id in zip(entries, ids, strict=True):
+        draft.id, draft.looked_for, listed = video_id, relative, root / relative
+        draft.video = listed if listed.is_file() else None
+    drafts = [draft for draft, _ in entries if draft.label is not None]
+    options = Options("video-list", root, view_name, missing, probe=check_videos, labels=labels)
+    return finish_import(drafts, problems, options)
 
 
-def _timeline_manifest(
-    spans: dict[str, list[_Candidate]],
+def _several_labels(root: Path, relative: str) -> bool:
+    """Whether ``<path> <label> <label>`` (MMAction2's multi-label lists) was read as a path with a space."""
+    first, _, rest = relative.partition(" ")
+    return rest.replace(" ", "").isdigit() and (root / first).is_file() and not (root / relative).is_file()
+
+
+def _list_labels(drafts: list[Draft], names: list[str] | None, problems: Problems) -> list[str]:
+    """The label list; each draft's label becomes a name (None where it is not one of `names`)."""
+    indices = all(draft.label is not None and draft.label.isdigit() for draft in drafts)
+    for draft in drafts:
+        assert draft.label is not None
+        if indices and names is not None and int(draft.label) >= len(names):
+            problems.add(draft.origin, f"class index {draft.label} is past the {len(names)} classes of the label map")
+            draft.label = None
+        elif indices and names is not None:
+            draft.label = names[int(draft.label)]
+        elif names is not None and draft.label not in names:
+            problems.add(draft.origin, f"label {draft.label!r} is not in the label map")
+            draft.label = None
+    if names is not None:
+        return names
+    if indices:
+        return [str(index) for index in range(max((int(d.label or 0) for d in drafts), default=-1) + 1)]
+    return sorted({draft.label for draft in drafts if draft.label is not None})
+
+
+def unique_ids(relative_paths: Sequence[str]) -> list[str]:
+    """Each file's stem, or when stems repeat (``walk/0001.mp4``, ``run/0001.mp4``), every path with
+    ``__`` for its folder separators and without its extension (ids become file names)."""
+    stems = [Path(relative).stem for relative in relative_paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [str(Path(relative).with_suffix("")).replace(os.sep, "__").replace("/", "__") for relative in relative_paths]
+
+
+def import_video_folders(
+    video_dir: str | os.PathLike[str],
     *,
-    root: Path,
-    unit: TimelineUnit,
-    overlap: OverlapPolicy,
-    split: str | None,
-    view_name: str,
-    source: Path,
-    problems: _Problems,
-) -> Manifest:
-    entries = []
-    for video_id, candidates in spans.items():
-        segments = _resolve_overlaps(candidates, overlap, video_id=video_id, file=source, problems=problems)
-        video = _find_video(root, video_id)
-        _check_file(video, video_id=video_id, view=view_name, problems=problems)
-        entries.append(
-            VideoEntry(id=video_id, views={view_name: video}, split=split, timeline=Timeline(unit, segments))
-        )
-    problems.raise_any()
-    return Manifest(_sorted_labels(entries), root, tuple(entries))
+    split: str | None = None,
+    check_videos: bool = False,
+    view_name: str = "front",
+) -> ImportResult:
+    """A manifest from a class-folder tree ``<root>/<class>/<video>`` (videos deeper inside a class folder
+    count for it), or ``<root>/<split>/<class>/<video>`` when every top folder is a split name (``train``,
+    ``val``, ``test``, ...). Labels are the class folders' names, sorted (as torchvision's ``find_classes``).
+
+    Args:
+        video_dir: The tree's root, the data root.
+        split: The split of every video, for a tree without split folders.
+        check_videos: Also read each video's packet index, skipping the unreadable ones.
+        view_name: Name of the single view.
+    """
+    root, problems = Path(video_dir).resolve(), Problems()
+    tops = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    by_split = bool(tops) and all(p.name.lower() in SPLIT_NAMES for p in tops)
+    folders = [(SPLIT_NAMES[t.name.lower()], t) for t in tops] if by_split else [(split, root)]
+    found: list[tuple[Path, str | None, str]] = []
+    loose: list[Path] = []
+    for folder_split, folder in folders:
+        for path in sorted(VideoFiles(folder).paths()):
+            parts = path.relative_to(folder).parts
+            if len(parts) == 1:
+                loose.append(path)
+            else:
+                found.append((path, folder_split, parts[0]))
+    ids = unique_ids([str(path.relative_to(root)) for path, _, _ in found])
+    drafts = [Draft(video_id, Origin(path.parent), split=s, label=label, video=path)
+              for video_id, (path, s, label) in zip(ids, found, strict=True)]  # fmt: skip
+    options = Options("folders", root, view_name, "skip", probe=check_videos)
+    result = finish_import(drafts, problems, options)
+    notes = tuple(ImportNote(Origin(path), path.stem, "not in a class folder", f"{path}: not inside a class folder")
+                  for path in loose)  # fmt: skip
+    return ImportResult(result.format, result.manifest, notes + result.skipped, result.clipped)
 
 
 def import_multiview(
     video_dir: str | os.PathLike[str], *, views: Sequence[str] | None = None, split: str | None = None
-) -> Manifest:
+) -> ImportResult:
     """A manifest from a folder of recordings ``<id>/<view>.<ext>``, one folder per recording.
 
     Args:
@@ -339,22 +227,22 @@ def import_multiview(
             recording's, sorted. Every recording must have them all.
         split: Split given to every video.
     """
-    root, problems = Path(video_dir).resolve(), _Problems()
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    root, problems = Path(video_dir).resolve(), Problems()
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
     if not folders:
-        problems.add(None, root, "folders", "holds no '<id>/<view>.<ext>' recordings")
+        problems.add(Origin(root), "holds no '<id>/<view>.<ext>' recordings")
     found = {folder.name: _view_files(folder) for folder in folders}
     names = tuple(views) if views else tuple(sorted(next(iter(found.values()), {})))
     entries = []
     for video_id, files in found.items():
-        missing = [name for name in names if name not in files]
-        if missing:
-            problems.add(video_id, root / video_id, "views", f"lacks view(s) {missing} of {list(names)}")
+        if lacking := [name for name in names if name not in files]:
+            problems.add(Origin(root / video_id), f"lacks view(s) {lacking} of {list(names)}", video_id=video_id)
             continue
         entries.append(VideoEntry(id=video_id, views={name: files[name] for name in names}, split=split))
     problems.raise_any()
-    return Manifest((), root, tuple(entries))
+    return ImportResult("multiview", Manifest((), root, tuple(entries)))
 
 
 def _view_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _VIDEO_SUFFIXES and p.is_file()}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
+    return {p.stem: p for p in sorted(files, key=lambda p: -VIDEO_SUFFIXES.index(p.suffix.lower()))}

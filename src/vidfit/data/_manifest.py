@@ -1,4 +1,4 @@
-"""The dataset manifest: videos, their views, labels, timelines and keypoints, read from YAML or JSON."""
+"""The dataset manifest: videos, their views, labels, timelines, keypoints and clip ranges, read from YAML or JSON."""
 
 from __future__ import annotations
 
@@ -16,17 +16,22 @@ import yaml
 
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.io._atomic import write_text_atomic
+from vidfit.io._documents import DocumentLimits, load_document
 from vidfit.io._sources import as_location, is_inside, join_location, location_parent, open_text, relative_location
 
 TimelineUnit = Literal["frames", "seconds"]
 TIMELINE_UNITS: tuple[str, ...] = get_args(TimelineUnit)
 # Float slack when comparing times in seconds read from two timestamps or streams.
 EPSILON_SECONDS = 1e-6
-_TOP_KEYS = {"labels", "root", "videos"}
-_VIDEO_KEYS = {"id", "split", "views", "label", "timeline", "keypoints"}
+_TOP_KEYS = {"labels", "root", "videos", "multi_label"}
+_VIDEO_KEYS = {"id", "split", "views", "label", "timeline", "keypoints", "start", "end"}
 _TIMELINE_KEYS = {"unit", "segments"}
 _SEGMENT_KEYS = {"start", "end", "label"}
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+# A manifest of a million videos is about 200 MB of YAML; one larger, deeper or expanding further is an error.
+MANIFEST_LIMITS = DocumentLimits(max_bytes=256 << 20, max_depth=32, max_nodes=20_000_000)
+# Views of one video (each is opened for every sample): more cameras than any rig records together.
+MAX_VIEWS = 1024
 # Ids and view names become file and folder names (prepare writes videos/<id>/<view>.mp4).
 _UNSAFE_NAMES = {"", ".", ".."}
 _UNSAFE_CHARACTERS = ("/", "\\", "\0")
@@ -62,6 +67,9 @@ class VideoEntry:
         keypoints: View name to a folder of per-frame ``.npz`` files or one ``.npy`` of (T, K, D).
         streams: View name to the video stream it reads (``views: {front: {path: x.mp4, stream: 3}}``);
             a view not named here reads FFmpeg's best video stream.
+        start_seconds: Start of the clip's range ``[start, end)`` in seconds from the reference view's
+            first frame (an untrimmed source video), or None for the video's start.
+        end_seconds: End of the clip's range, or None for the video's end.
     """
 
     id: str
@@ -71,6 +79,8 @@ class VideoEntry:
     timeline: Timeline | None = None
     keypoints: dict[str, Path] = field(default_factory=dict)
     streams: dict[str, int] = field(default_factory=dict)
+    start_seconds: float | None = None
+    end_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,14 @@ class Manifest:
             URL for a manifest read from one.
         videos: The videos, in file order.
         path: The file the manifest was loaded from, if any.
+        multi_label: A frame may carry several labels: timeline segments may overlap.
     """
 
     labels: tuple[str, ...]
     root: Path | str
     videos: tuple[VideoEntry, ...]
     path: Path | str | None = None
+    multi_label: bool = False
 
 
 def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> Manifest:
@@ -106,6 +118,9 @@ def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
     parser = _Parser(source, root, allow_outside_root)
     parser.check_keys(raw, _TOP_KEYS, video_id=None, where="manifest")
     labels = parser.labels(raw.get("labels", []))
+    multi_label = raw.get("multi_label", False)
+    if not isinstance(multi_label, bool):
+        parser.report(None, "multi_label", f"must be true or false, got {multi_label!r}")
     videos = raw.get("videos")
     if not isinstance(videos, list):
         parser.report(None, "videos", f"must be a list of videos, got {type(videos).__name__}")
@@ -118,7 +133,8 @@ def load_manifest(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
         seen.add(entry.id)
     if parser.problems:
         raise ManifestError(parser.problems)
-    return Manifest(labels, root, tuple(entries), source.resolve() if isinstance(source, Path) else source)
+    path = source.resolve() if isinstance(source, Path) else source
+    return Manifest(labels, root, tuple(entries), path, multi_label=multi_label is True)
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
@@ -129,11 +145,10 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     form = _manifest_format(target)
     root = relative_location(manifest.root, target.parent.resolve())
-    document = {
-        "labels": list(manifest.labels),
-        "root": root,
-        "videos": [_dump_video(entry, manifest.root) for entry in manifest.videos],
-    }
+    document: dict[str, Any] = {"labels": list(manifest.labels), "root": root}
+    if manifest.multi_label:
+        document["multi_label"] = True
+    document["videos"] = [_dump_video(entry, manifest.root) for entry in manifest.videos]
     text = json.dumps(document, indent=2) if form == "json" else yaml.safe_dump(document, sort_keys=False)
     return write_text_atomic(target, text)
 
@@ -150,15 +165,17 @@ def _read_document(source: Path | str) -> dict[str, Any]:
         raise ValueError(f"{source}: is a folder, not a manifest file")
     form = _manifest_format(source)
     try:
+        if isinstance(source, Path) and source.stat().st_size > MANIFEST_LIMITS.max_bytes:  # not read at all
+            raise ValueError(f"{source}: a manifest of more than {MANIFEST_LIMITS.max_bytes:,} bytes")
         text = open_text(source)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{source}: no such manifest file") from error
     except UnicodeDecodeError as error:
         raise ValueError(f"{source}: not a {form.upper()} manifest: byte {error.start} is not UTF-8 text") from error
-    try:
-        document = json.loads(text) if form == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{source}: not valid {form.upper()}: {error}") from error
+    # Size, depth and alias expansion bounded: a hostile manifest fails here, in one line.
+    document = load_document(
+        text, form="json" if form == "json" else "yaml", source=str(source), limits=MANIFEST_LIMITS
+    )
     if not isinstance(document, dict):
         raise ManifestError([Problem(None, source, "manifest", "must be a mapping with 'labels', 'root', 'videos'")])
     return document
@@ -207,8 +224,12 @@ class _Parser:
         elif reason := _unsafe_name_reason(video_id):
             self.report(video_id, "id", reason)
         self.check_keys(raw, _VIDEO_KEYS, video_id=video_id, where="video")
-        streams = self.streams(raw.get("views"), video_id=video_id)
-        views = self.paths(raw.get("views"), video_id=video_id, where="views")
+        raw_views = raw.get("views")
+        if isinstance(raw_views, Mapping) and len(raw_views) > MAX_VIEWS:
+            self.report(video_id, "views", f"names {len(raw_views):,} views, more than the {MAX_VIEWS} allowed")
+            raw_views = dict(list(raw_views.items())[:MAX_VIEWS])
+        streams = self.streams(raw_views, video_id=video_id)
+        views = self.paths(raw_views, video_id=video_id, where="views")
         if not views:
             self.report(video_id, "views", "needs at least one view: {name: path}")
         for view in views:
@@ -220,6 +241,7 @@ class _Parser:
         for view in (name for name in keypoints if name not in views):
             self.report(video_id, f"keypoints.{view}", f"names no view (views: {list(views)})")
         timeline = None if raw.get("timeline") is None else self.timeline(raw["timeline"], video_id)
+        start_seconds, end_seconds = self.clip_range(raw, video_id)
         split, label = raw.get("split"), raw.get("label")
         return VideoEntry(
             id=video_id,
@@ -229,7 +251,25 @@ class _Parser:
             timeline=timeline,
             keypoints={name: path for name, path in keypoints.items() if isinstance(path, Path)},
             streams=streams,
+            start_seconds=start_seconds,
+            end_seconds=end_seconds,
         )
+
+    def clip_range(self, raw: dict[str, Any], video_id: str) -> tuple[float | None, float | None]:
+        """The optional ``start``/``end`` of the clip in seconds: finite, start >= 0, start < end."""
+        bounds: list[float | None] = []
+        for key in ("start", "end"):
+            value = raw.get(key)
+            number = None if value is None or isinstance(value, bool) else _as_float(value)
+            if value is not None and (number is None or not math.isfinite(number)):
+                self.report(video_id, key, f"must be a finite number of seconds, got {value!r}")
+            bounds.append(number if number is not None and math.isfinite(number) else None)
+        start, end = bounds
+        if start is not None and start < 0:
+            self.report(video_id, "start", f"start={start:g} must be >= 0 seconds")
+        if start is not None and end is not None and not start < end:
+            self.report(video_id, "end", f"the clip [{start:g}, {end:g}) s must have start < end")
+        return start, end
 
     def streams(self, raw: Any, *, video_id: str) -> dict[str, int]:
         """View name to stream index, for views written ``{path: ..., stream: N}``."""
@@ -310,7 +350,17 @@ def _dump_video(entry: VideoEntry, root: Path | str) -> dict[str, Any]:
         document["timeline"] = {"unit": entry.timeline.unit, "segments": segments}
     if entry.keypoints:
         document["keypoints"] = relative(entry.keypoints)
+    for key, seconds in (("start", entry.start_seconds), ("end", entry.end_seconds)):
+        if seconds is not None:
+            document[key] = _number(seconds)
     return document
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _number(value: float) -> float | int:

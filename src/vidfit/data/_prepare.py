@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import shutil
 import signal
-import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +15,10 @@ from types import FrameType
 from rich.progress import Progress
 
 from vidfit.data._chunks import build_chunk_index
+from vidfit.data._cut import ViewCut, cut_keypoints, cut_timeline, has_clip_range, link_or_copy, view_cuts
 from vidfit.data._errors import ManifestError, Problem
 from vidfit.data._manifest import Manifest, VideoEntry, load_manifest, save_manifest
-from vidfit.io import VideoReader, VideoWriter
+from vidfit.io import VideoDecodeError, VideoReader, VideoWriter, sigterm_as_interrupt
 from vidfit.io._atomic import check_writable, resolve_inside
 
 # Frames decoded and encoded at a time: bounds a worker's memory whatever the video's length.
@@ -38,6 +36,17 @@ class _Job:
     gop: int
     crf: int
     stream_index: int | None = None
+    # The frames kept: a clip range's, or the whole video (stop None).
+    start_frame: int = 0
+    stop_frame: int | None = None
+
+
+class TranscodeError(OSError):
+    """A view that could not be transcoded because of its files, not of vidfit: a user's error.
+
+    The source does not decode, or the copy cannot be written (a full disk, a file in the way). The message
+    is ``<source>: transcoding to <copy> failed: <reason>``.
+    """
 
 
 # Transcodes elsewhere than the local pool (`vidfit.apps.prepare` passes Ray's): given the jobs and the function
@@ -65,7 +74,9 @@ def prepare_manifest(
     The manifest is first checked as `build_chunk_index` checks it, so that no problem surfaces after
     hours of transcoding. Each view becomes ``out_dir/videos/<id>/<view>.mp4`` (libx264, yuv420p) with
     every frame's time kept; keypoints are hard-linked (or copied) to ``out_dir/keypoints/<id>/<view>``
-    (``.npy`` kept); the manifest, of the same file name, is written last. See docs/DATA.md.
+    (``.npy`` kept); the manifest, of the same file name, is written last. An entry's clip range (``start``,
+    ``end``) is cut: the copy holds the clip's frames alone, its timeline and keypoints counted from the
+    clip's first frame, and its entry has no range. See docs/DATA.md.
 
     Args:
         manifest_path: The manifest to prepare.
@@ -86,18 +97,24 @@ def prepare_manifest(
     if not manifest.videos:
         raise ManifestError([Problem(None, Path(manifest_path), "videos", "is empty: there is nothing to prepare")])
     videos = manifest.videos if video_ids is None else tuple(v for v in manifest.videos if v.id in video_ids)
-    build_chunk_index(replace(manifest, videos=videos), sync_tolerance_seconds=sync_tolerance_seconds)
+    index = build_chunk_index(replace(manifest, videos=videos), sync_tolerance_seconds=sync_tolerance_seconds)
     root = Path(out_dir).resolve()
     target = check_writable(resolve_inside(root, manifest_name or Path(manifest_path).name))
-    entries = [_relocate(entry, root) for entry in videos]
-    jobs = _jobs(videos, entries, size=size, gop=gop, crf=crf)
-    with _sigterm_as_interrupt():
+    cuts = {entry.id: view_cuts(entry) for entry in videos if has_clip_range(entry)}
+    entries = [_relocate(entry, root, cuts.get(entry.id)) for entry in videos]
+    jobs = _jobs(videos, entries, cuts, size=size, gop=gop, crf=crf)
+    with sigterm_as_interrupt():  # SIGTERM stops the transcoding as Ctrl-C does, cleaning up
         if runner is None:
             _run(jobs, workers=workers, progress=progress)
         else:
             _raise_first_failure(jobs, runner(jobs, _transcode))
     _link_keypoints(videos, entries)
-    return save_manifest(Manifest(manifest.labels, root, tuple(entries)), target)
+    for entry, copy in zip(videos, entries, strict=True):
+        for view, cut in cuts.get(entry.id, {}).items():
+            if view in entry.keypoints:
+                cut_keypoints(index.videos[entry.id].keypoints[view], copy.keypoints[view], cut)
+    prepared = Manifest(manifest.labels, root, tuple(entries), multi_label=manifest.multi_label)
+    return save_manifest(prepared, target)
 
 
 def _check_arguments(*, size: tuple[int, int], gop: int, workers: int, crf: int) -> None:
@@ -111,8 +128,12 @@ def _check_arguments(*, size: tuple[int, int], gop: int, workers: int, crf: int)
         raise ValueError(f"crf={crf!r} must be in [0, 51]")
 
 
-def _relocate(entry: VideoEntry, root: Path) -> VideoEntry:
-    """`entry` with its files moved under `root`, links followed; refuses any path that would land outside it."""
+def _relocate(entry: VideoEntry, root: Path, cuts: dict[str, ViewCut] | None = None) -> VideoEntry:
+    """`entry` with its files moved under `root`, links followed; refuses any path that would land outside it.
+
+    With `cuts` (a clip range's frames, by view) the copy is the clip alone: its timeline counts from the
+    clip's first frame and it has no range.
+    """
     try:
         views = {view: resolve_inside(root, f"videos/{entry.id}/{view}.mp4") for view in entry.views}
         keypoints = {
@@ -121,17 +142,29 @@ def _relocate(entry: VideoEntry, root: Path) -> VideoEntry:
         }
     except ValueError as error:
         raise ValueError(f"video {entry.id!r}: {error}") from error
-    return replace(entry, views=views, keypoints=keypoints, streams={})  # the copies hold one stream each
+    copy = replace(entry, views=views, keypoints=keypoints, streams={})  # the copies hold one stream each
+    if cuts is None:
+        return copy
+    timeline = cut_timeline(entry.timeline, cuts[next(iter(entry.views))])
+    return replace(copy, timeline=timeline, start_seconds=None, end_seconds=None)
 
 
 def _jobs(
-    originals: Sequence[VideoEntry], copies: Sequence[VideoEntry], *, size: tuple[int, int], gop: int, crf: int
+    originals: Sequence[VideoEntry],
+    copies: Sequence[VideoEntry],
+    cuts: dict[str, dict[str, ViewCut]],
+    *,
+    size: tuple[int, int],
+    gop: int,
+    crf: int,
 ) -> list[_Job]:
-    return [
-        _Job(old.id, source, Path(new.views[view]), size, gop, crf, old.streams.get(view))
-        for old, new in zip(originals, copies, strict=True)
-        for view, source in old.views.items()
-    ]
+    jobs = []
+    for old, new in zip(originals, copies, strict=True):
+        for view, source in old.views.items():
+            cut = cuts.get(old.id, {}).get(view)
+            frames = (0, None) if cut is None else (cut.start_frame, cut.stop_frame)
+            jobs.append(_Job(old.id, source, Path(new.views[view]), size, gop, crf, old.streams.get(view), *frames))
+    return jobs
 
 
 def _run(jobs: list[_Job], *, workers: int, progress: bool) -> None:
@@ -149,6 +182,8 @@ def _run(jobs: list[_Job], *, workers: int, progress: bool) -> None:
             for future in as_completed(futures):
                 job = futures[future]
                 error = future.exception()
+                if isinstance(error, TranscodeError):  # the input's or the disk's: the user's to fix
+                    raise error
                 if error is not None:
                     raise RuntimeError(f"{job.source}: transcoding failed: {error}") from error
                 views_left[job.video_id] -= 1
@@ -164,7 +199,10 @@ def _raise_first_failure(jobs: list[_Job], failures: dict[Path, str]) -> None:
     """The first failed view's error, as the local pool reports it."""
     for job in jobs:
         if job.target in failures:
-            raise RuntimeError(f"{job.source}: transcoding failed: {failures[job.target]}")
+            reason = failures[job.target]
+            if reason.startswith(f"{TranscodeError.__name__}: "):  # as the engine reports an error: its class first
+                raise TranscodeError(reason.removeprefix(f"{TranscodeError.__name__}: "))
+            raise RuntimeError(f"{job.source}: transcoding failed: {reason}")
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -192,43 +230,44 @@ def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the transcoding as Ctrl-C does, cleaning up, where no one else handles it."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
-        yield
-        return
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _transcode(job: _Job) -> int:
-    """Decodes `job.source` chunk by chunk, scaled in FFmpeg, and encodes it with the original timestamps."""
+    """Decodes `job.source` chunk by chunk, scaled in FFmpeg, and encodes it with the original timestamps.
+
+    A clip's frames keep their spacing, moved so that its first frame is where the original's first frame was.
+
+    Raises:
+        TranscodeError: The source does not decode, or the copy cannot be written (a full disk, a file in the way).
+    """
+    try:
+        return _transcode_view(job)
+    except (OSError, ValueError, VideoDecodeError) as error:
+        # What the user's files cause, said here in the worker: its class must survive Ray's report as text.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        reason = reason.removeprefix(f"{job.source}: ")
+        raise TranscodeError(f"{job.source}: transcoding to {job.target} failed: {reason}") from error
+
+
+def _transcode_view(job: _Job) -> int:
     height, width = job.size
     # One FFmpeg thread per process: the pool already runs one process per core asked for.
     with VideoReader(job.source, stream_index=job.stream_index, num_threads=1) as reader:
         fps = reader.metadata.fps
+        shift = float(reader.pts_seconds[job.start_frame] - reader.pts_seconds[0])
         with VideoWriter(
             job.target, fps=fps, width=width, height=height, codec="libx264", gop=job.gop, crf=job.crf
         ) as w:
-            for chunk in reader.iter_chunks(chunk_num_frames=_CHUNK_FRAMES, size=job.size):
-                w.write(chunk.data, pts_seconds=chunk.pts_seconds)
+            chunks = reader.iter_chunks(
+                chunk_num_frames=_CHUNK_FRAMES, size=job.size, start=job.start_frame, stop=job.stop_frame
+            )
+            for chunk in chunks:
+                w.write(chunk.data, pts_seconds=chunk.pts_seconds - shift)
     return w.num_frames
 
 
 def _link_keypoints(originals: Sequence[VideoEntry], copies: Sequence[VideoEntry]) -> None:
+    """Links the keypoints of whole videos; those of clip ranges are cut instead (`cut_keypoints`)."""
     for old, new in zip(originals, copies, strict=True):
-        for view, source in old.keypoints.items():
+        for view, source in old.keypoints.items() if not has_clip_range(old) else ():
             _link_tree(source, new.keypoints[view])
 
 
@@ -239,8 +278,4 @@ def _link_tree(source: Path, target: Path) -> None:
     if source.is_dir():
         target.mkdir(parents=True, exist_ok=True)
     for original, link in files:
-        link.unlink(missing_ok=True)
-        try:
-            os.link(original, link)
-        except OSError:
-            shutil.copy2(original, link)
+        link_or_copy(original, link)

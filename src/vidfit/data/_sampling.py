@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -67,6 +68,56 @@ def frame_labels(
     return out
 
 
+def frame_multi_hot(
+    timeline: Timeline | None, *, labels: tuple[str, ...], frame_indices: np.ndarray, times_seconds: np.ndarray
+) -> np.ndarray:
+    """Classes of each frame of a multi-label timeline, int8 (T, C): 1 where a segment of the class covers it.
+
+    A timeline is taken as complete: a frame in no segment is a negative of every class (background),
+    as in THUMOS and Charades. Without a timeline every entry is `IGNORE_LABEL`: nothing is known.
+    """
+    if timeline is None:
+        return np.full((len(frame_indices), len(labels)), IGNORE_LABEL, dtype=np.int8)
+    out = np.zeros((len(frame_indices), len(labels)), dtype=np.int8)
+    positions = frame_indices if timeline.unit == "frames" else times_seconds
+    for segment in timeline.segments:
+        out[(positions >= segment.start) & (positions < segment.end), labels.index(segment.label)] = 1
+    return out
+
+
+def clip_multi_hot(frame_targets: np.ndarray, *, video_label: int) -> np.ndarray:
+    """A sample's classes, int8 (C,): its video label's and those of any of its labelled frames.
+
+    `IGNORE_LABEL` everywhere when the sample has neither a video label nor a labelled frame.
+    """
+    labelled = frame_targets[(frame_targets != IGNORE_LABEL).all(axis=1)]
+    if not len(labelled) and video_label == IGNORE_LABEL:
+        return np.full(frame_targets.shape[1], IGNORE_LABEL, dtype=np.int8)
+    out = labelled.max(axis=0) if len(labelled) else np.zeros(frame_targets.shape[1], dtype=np.int8)
+    if video_label != IGNORE_LABEL:
+        out[video_label] = 1
+    return out
+
+
+def clip_frame_range(times_seconds: np.ndarray, *, start_seconds: float | None, end_seconds: float | None) -> range:
+    """The frames of a clip ``[start_seconds, end_seconds)``: those whose time lies inside (None: no bound).
+
+    Args:
+        times_seconds: Presentation time of every frame of the reference view, from its first frame.
+        start_seconds: The clip's start; None for the video's start.
+        end_seconds: The clip's end; None for the video's end.
+    """
+    # Times come from two clocks (the annotation's and the stream's time base): a frame a rounding
+    # error before the start still starts the clip.
+    first = 0 if start_seconds is None else int(np.searchsorted(times_seconds, start_seconds - EPSILON_SECONDS))
+    stop = (
+        len(times_seconds)
+        if end_seconds is None
+        else int(np.searchsorted(times_seconds, end_seconds - EPSILON_SECONDS))
+    )
+    return range(first, max(first, stop))
+
+
 def frame_midpoints(reader: VideoReader, frames: np.ndarray) -> np.ndarray:
     """Middle of each frame's display interval, in seconds from the video's first frame.
 
@@ -104,6 +155,27 @@ def match_view_frames(
     return indices
 
 
+def match_views(
+    readers: Sequence[VideoReader], frames: range | np.ndarray, *, video_id: str, tolerance_seconds: float
+) -> np.ndarray:
+    """Each view's frame on screen at each of the first view's `frames`, as `VideoDataset` matches them.
+
+    Args:
+        readers: One open reader per view; the first is the reference.
+        frames: The reference view's frames.
+        video_id: The video, for error messages.
+        tolerance_seconds: Largest distance between a frame's time and the matched frame of another view
+            (``data.sync_tolerance_seconds``); a view that ends earlier is an error.
+
+    Returns:
+        int64 (V, T): the reference's `frames`, then each other view's matched frame, counted from its first.
+    """
+    reference = np.asarray(frames, dtype=np.int64)
+    times = frame_midpoints(readers[0], reference)
+    others = [match_view_frames(r, times, video_id=video_id, tolerance_seconds=tolerance_seconds) for r in readers[1:]]
+    return np.stack([reference, *others])
+
+
 class ReaderPool:
     """The few most recently used `VideoReader`s of one process, closed when pushed out.
 
@@ -117,11 +189,13 @@ class ReaderPool:
         self.capacity = capacity
         self.num_threads = num_threads
         self.backend = backend
-        self._readers: OrderedDict[Path | str, VideoReader] = OrderedDict()
+        self._readers: OrderedDict[tuple[Path | str, int, Backend], VideoReader] = OrderedDict()
 
     def get(self, meta: VideoMetadata) -> VideoReader:
         """An open reader of the view described by `meta`."""
-        reader = self._readers.pop(meta.path, None)
+        # Two views (or two videos) may be two streams of one file: a reader is one stream of one file.
+        key = (meta.path, meta.stream_index, self.backend)
+        reader = self._readers.pop(key, None)
         if reader is None:
             reader = VideoReader(
                 meta.path, stream_index=meta.stream_index, backend=self.backend, num_threads=self.num_threads
@@ -132,7 +206,7 @@ class ReaderPool:
                     f"{meta.path}: has {len(reader)} frames but was indexed with {meta.num_frames}; "
                     "the file changed since the chunk index was built"
                 )
-        self._readers[meta.path] = reader
+        self._readers[key] = reader
         while len(self._readers) > self.capacity:
             self._readers.popitem(last=False)[1].close()
         return reader

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidfit.data._cut import has_clip_range
 from vidfit.data._errors import Problem
 from vidfit.data._keypoints import KeypointSource, inspect_keypoints
 from vidfit.data._manifest import EPSILON_SECONDS, VideoEntry
-from vidfit.io import VideoDecodeError, VideoMetadata, probe
+from vidfit.data._sampling import clip_frame_range
+from vidfit.io import VideoDecodeError, VideoMetadata, VideoReader, probe
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Requirements:
         views: Views every video must have; None asks for none beyond the manifest's.
         same_frame_size: The `views` of a video must share one (height, width), to be stacked unresized.
         manifest_file: Named in problems about manifest fields.
+        multi_label: Timeline segments may overlap (the manifest's ``multi_label: true``).
     """
 
     labels: tuple[str, ...]
@@ -28,6 +31,7 @@ class Requirements:
     views: tuple[str, ...] | None
     same_frame_size: bool
     manifest_file: Path | str
+    multi_label: bool = False
 
 
 @dataclass
@@ -38,11 +42,14 @@ class VideoCheck:
         views: Metadata of each view that could be probed.
         keypoints: Usable keypoint sources by view.
         problems: Everything wrong with the video; empty when it can be used.
+        frames: The reference view's frames of the entry's clip range (all of them without one); None
+            when the reference could not be read.
     """
 
     views: dict[str, VideoMetadata] = field(default_factory=dict)
     keypoints: dict[str, KeypointSource] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    frames: range | None = None
 
 
 def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
@@ -52,12 +59,15 @@ def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
     run even when a view cannot be probed, so that every problem is reported at once.
     """
     check = VideoCheck()
-    for view, path in entry.views.items():
+    for position, (view, path) in enumerate(entry.views.items()):
         if isinstance(path, Path) and path.is_dir():
             check.problems.append(Problem(entry.id, path, f"views.{view}", "is a folder, not a video file"))
             continue
         try:
-            check.views[view] = probe(path, stream_index=entry.streams.get(view))
+            if position == 0 and has_clip_range(entry):
+                check.views[view], check.frames = _clip_frames(entry, path)
+            else:
+                check.views[view] = probe(path, stream_index=entry.streams.get(view))
         except (FileNotFoundError, VideoDecodeError, ValueError) as error:
             check.problems.append(Problem(entry.id, path, f"views.{view}", str(error).removeprefix(f"{path}: ")))
     manifest_file = requirements.manifest_file
@@ -65,10 +75,36 @@ def check_video(entry: VideoEntry, requirements: Requirements) -> VideoCheck:
         check.problems.append(Problem(entry.id, manifest_file, "label", _unknown_label(entry.label, requirements)))
     _check_views(entry, check, requirements)
     reference = check.views.get(next(iter(entry.views))) if entry.views else None
+    if reference is not None:
+        check.frames = check.frames if check.frames is not None else range(reference.num_frames)
+        _check_range(entry, reference, check.frames, requirements, check.problems)
     _check_durations(entry, check, requirements.sync_tolerance_seconds)
     _check_timeline(entry, reference, requirements, check.problems)
     _check_keypoints(entry, check)
     return check
+
+
+def _clip_frames(entry: VideoEntry, path: Path | str) -> tuple[VideoMetadata, range]:
+    """The reference view's metadata and the frames of the entry's clip, from its packet index (nothing decoded)."""
+    reference = next(iter(entry.views))
+    with VideoReader(path, stream_index=entry.streams.get(reference)) as reader:
+        times = reader.pts_seconds - reader.metadata.begin_seconds
+        frames = clip_frame_range(times, start_seconds=entry.start_seconds, end_seconds=entry.end_seconds)
+        return reader.metadata, frames
+
+
+def _check_range(
+    entry: VideoEntry, reference: VideoMetadata, frames: range, requirements: Requirements, problems: list[Problem]
+) -> None:
+    """A clip range must hold a frame; an end past the video's end only ends the clip with the video."""
+    if frames:
+        return
+    end = "the end" if entry.end_seconds is None else f"{entry.end_seconds:g}"
+    message = (
+        f"the clip [{entry.start_seconds or 0:g}, {end}) s holds no frame of the reference view, which lasts "
+        f"{reference.duration_seconds:.3f} s"
+    )
+    problems.append(Problem(entry.id, requirements.manifest_file, "start", message))
 
 
 def _unknown_label(label: str, requirements: Requirements) -> str:
@@ -109,7 +145,7 @@ def _check_durations(entry: VideoEntry, check: VideoCheck, tolerance: float) -> 
 def _check_timeline(
     entry: VideoEntry, reference: VideoMetadata | None, requirements: Requirements, problems: list[Problem]
 ) -> None:
-    """Segments inverted, overlapping, with unknown labels, or (when the reference is known) outside the video.
+    """Segments inverted, overlapping (unless multi-label), with unknown labels, or outside the video (when known).
 
     Segments are visited by start; each one that starts before the furthest end seen so far
     overlaps the segment reaching that end, wherever it is in the list.
@@ -129,7 +165,7 @@ def _check_timeline(
             problems.append(Problem(entry.id, manifest_file, where, message))
         if segment.label not in requirements.labels:
             problems.append(Problem(entry.id, manifest_file, where, _unknown_label(segment.label, requirements)))
-        if furthest is not None and not inverted and segment.start < furthest.end:
+        if not requirements.multi_label and furthest is not None and not inverted and segment.start < furthest.end:
             message = f"segment {span} overlaps [{furthest.start:g}, {furthest.end:g})"
             problems.append(Problem(entry.id, manifest_file, where, message))
         if not inverted and (furthest is None or segment.end > furthest.end):

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from vidfit.config import ConfigError
 from vidfit.io._checkpoint import CheckpointError, read_checkpoint_header
 from vidfit.io._checkpoint import read_checkpoint as read_whole
+from vidfit.models import state_dict_problems
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,13 @@ class CheckpointState:
         """The task the model was trained for (checkpoints older than tasks are ``"action"``)."""
         return str(self.config.get("experiment", {}).get("task", "action"))
 
+    def require_task(self, task: str, *, key: str = "checkpoint") -> None:
+        """Refuses a checkpoint of another task than `task`: `ConfigError` naming `key`, the file and both tasks."""
+        if self.task != task:
+            raise ConfigError(
+                f"{key}={str(self.path)!r} is a checkpoint of experiment.task {self.task!r}, not {task!r}"
+            )
+
 
 def read_checkpoint(path: str | os.PathLike[str], *, weights: bool = True, key: str = "checkpoint") -> CheckpointState:
     """Reads a vidfit checkpoint on the CPU, unpickling tensors and plain data only.
@@ -69,3 +78,18 @@ def read_checkpoint(path: str | os.PathLike[str], *, weights: bool = True, key: 
     found = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
     step = state.get("global_step") or 0
     return CheckpointState(file, dict(hyper), found if weights else {}, int(step))  # type: ignore[arg-type]
+
+
+def check_weights(model: nn.Module, checkpoint: CheckpointState, *, key: str = "checkpoint") -> None:
+    """Refuses a checkpoint whose weights do not load into `model`, the model its config describes.
+
+    Build `model` under ``torch.device("meta")`` to check before any memory is spent or work done: a file
+    whose weights are another model's (another backbone, heads of another label count) is one error.
+
+    Raises:
+        CheckpointError: Naming `key`, the file, and the keys or shapes that do not fit.
+    """
+    if problems := state_dict_problems(model.state_dict(), checkpoint.weights):
+        raise CheckpointError(
+            checkpoint.path, "its weights do not fit the model its config describes: " + "; ".join(problems), key=key
+        )

@@ -10,15 +10,17 @@ every file vidfit writes is renamed into place only once complete (`vidfit.io.wr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from rich.progress import Progress
 
 from vidfit.infer._jobs import run_jobs
+from vidfit.io import sigterm_as_interrupt
 
 _Job = TypeVar("_Job")
 _Loaded = TypeVar("_Loaded")
@@ -29,6 +31,8 @@ EngineName = Literal["local", "ray"]
 # A job is tried again this many times after its worker died; an exception it raises is its failure at once.
 MAX_RETRIES = 3
 RAY_INSTALL = "pip install 'vidfit[ray]'"
+# How long interrupted jobs may take to unwind (drop their partial files) before the cluster is shut down.
+_CANCEL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,16 +106,20 @@ def import_ray() -> Any:
 def _ray(engine: Engine, jobs: list[Any], work: Work[Any, Any, Any, Any], progress: bool) -> tuple[dict, dict]:
     ray = import_ray()
     started = not ray.is_initialized()
-    if started:
-        # With no address Ray reads RAY_ADDRESS, and without it starts a cluster on this machine.
-        ray.init(address=engine.ray_address, log_to_driver=False)
-    try:
-        actors = None if work.load is None else _start_actors(ray, engine, len(jobs), work)
-        submit = _submit_tasks(ray, work)
-        return _collect(ray, jobs, submit=submit, actors=actors, work=work, progress=progress)
-    finally:
+    with sigterm_as_interrupt():  # the handler before Ray's is the one put back
         if started:
-            ray.shutdown()
+            # With no address Ray reads RAY_ADDRESS, and without it starts a cluster on this machine.
+            ray.init(address=engine.ray_address, log_to_driver=False)
+        # Over ray.init's handler, which answers SIGTERM with a crash dump and SIGABRT (exit 134): SIGTERM
+        # stops the run as Ctrl-C does, its jobs cancelled so that they drop their partial files.
+        with sigterm_as_interrupt(force=True):
+            try:
+                actors = None if work.load is None else _start_actors(ray, engine, len(jobs), work)
+                submit = _submit_tasks(ray, work)
+                return _collect(ray, jobs, submit=submit, actors=actors, work=work, progress=progress)
+            finally:
+                if started:
+                    ray.shutdown()
 
 
 def _attempt(run: Callable[[Any, Any], Any], loaded: Any, job: Any) -> tuple[bool, Any]:
@@ -175,18 +183,43 @@ def _collect(
             feed(actor)
     with Progress(disable=not progress) as bar:
         task = bar.add_task(work.description, total=len(jobs))
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            job, actor = pending.pop(done[0])
-            try:
-                ok, value = ray.get(done[0])
-            except ray.exceptions.RayError as error:
-                ok, value = False, f"{type(error).__name__}: retried {MAX_RETRIES} times: {_first_line(error)}"
-            (results if ok else failures)[work.key(job)] = value
-            bar.advance(task)
-            if actors:
-                feed(actor)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                job, actor = pending.pop(done[0])
+                ok, value = _outcome(ray, done[0])
+                (results if ok else failures)[work.key(job)] = value
+                bar.advance(task)
+                if actors:
+                    feed(actor)
+        except BaseException:  # Ctrl-C, SIGTERM: the running jobs stop too, and clean up after themselves
+            _cancel(ray, list(pending), actors or [])
+            raise
     return results, failures
+
+
+def _outcome(ray: Any, ref: Any) -> tuple[bool, Any]:
+    """A finished job's result, or why it failed: its error, or its worker's death once retries ran out."""
+    try:
+        return cast(tuple[bool, Any], ray.get(ref))
+    except ray.exceptions.RayError as error:
+        return False, f"{type(error).__name__}: retried {MAX_RETRIES} times: {_first_line(error)}"
+
+
+def _cancel(ray: Any, running: list[Any], actors: list[Any]) -> None:
+    """Interrupts the jobs still running, waits for them to unwind (a while at most), then ends the actors.
+
+    A cancelled job gets KeyboardInterrupt in its worker, so a `VideoWriter` there removes its temp file;
+    one killed outright could not (`vidfit.apps.prepare` removes what such attempts leave).
+    """
+    for ref in running:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=False)
+    with contextlib.suppress(Exception):
+        ray.wait(running, num_returns=len(running), timeout=_CANCEL_SECONDS)
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
 
 
 def _first_line(error: Exception) -> str:

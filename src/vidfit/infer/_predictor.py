@@ -139,6 +139,7 @@ class ChunkedPredictor:
         keypoints: torch.Tensor | None = None,
         keypoint_mask: torch.Tensor | None = None,
         frame_stride: int = 1,
+        frames: range | None = None,
     ) -> VideoPrediction:
         """Streams one video seen by several cameras, one reader per view, window by window.
 
@@ -160,10 +161,15 @@ class ChunkedPredictor:
             frame_stride: The model sees every `frame_stride`-th frame from the first, as it was trained and
                 evaluated (``data.frame_stride``); windows count those frames. Every frame still gets logits,
                 interpolated between the sampled frames around it.
+            frames: Only these reference frames, a range of step 1 (a manifest entry's clip range); None: every
+                frame. `view_frames`, `keypoints` and `keypoint_mask` then hold these T frames, and the result
+                counts them from the range's start (`VideoPrediction.first_frame`), their times still from the
+                video's first frame.
         """
         reference = readers[0]
-        matched = check_views(readers, view_frames=view_frames, size=size)
-        check_keypoints(keypoints, keypoint_mask, views=len(readers), num_frames=len(reference))
+        matched = check_views(readers, view_frames=view_frames, size=size, frames=frames)
+        span = frames if frames is not None else range(len(reference))
+        check_keypoints(keypoints, keypoint_mask, views=len(readers), num_frames=len(span))
         if frame_stride < 1:
             raise ValueError(f"frame_stride={frame_stride!r} must be >= 1")
         sampled = matched[:, ::frame_stride]
@@ -175,9 +181,10 @@ class ChunkedPredictor:
             for window, video in zip(windows, videos, strict=True):
                 yield window_input(window=window, video=video, keypoints=keypoints, keypoint_mask=keypoint_mask)
 
-        pts_seconds = torch.from_numpy(reference.pts_seconds - reference.metadata.begin_seconds)
+        pts_seconds = torch.from_numpy(reference.pts_seconds[span.start : span.stop] - reference.metadata.begin_seconds)
         prediction = self._predict(source, sampled.shape[1], pts_seconds[::frame_stride])
-        return spread_to_frames(prediction, frame_stride=frame_stride, pts_seconds=pts_seconds)
+        spread = spread_to_frames(prediction, frame_stride=frame_stride, pts_seconds=pts_seconds)
+        return dataclasses.replace(spread, first_frame=span.start)
 
     def _predict(self, source: _WindowSource, num_frames: int, pts_seconds: torch.Tensor | None) -> VideoPrediction:
         def plan(size: _PassSize) -> list[Window]:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,6 +21,8 @@ from vidfit.io._atomic import write_text_atomic
 from vidfit.memory._step import Precision
 
 RESULTS_VERSION = "vidfit-0.1"
+# Classes listed per video where the model gives no segments, as ActivityNet's classification results list them.
+TOP_CLASSES = 5
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class VideoPrediction:
         used_chunk_infer_size: Window length in the end (-1 = whole video), after any OOM backoff.
         used_video_batch_size: Windows per forward pass in the end.
         oom_retries: Out-of-memory errors recovered from, each restarting the video.
+        first_frame: The video's index of the first frame predicted (a manifest entry's clip range starts
+            there): frame ``t`` of the prediction is the video's frame ``first_frame + t``, as segments and the
+            per-frame CSV count them; windows count from it.
     """
 
     scores: torch.Tensor
@@ -74,6 +80,7 @@ class VideoPrediction:
     used_chunk_infer_size: int
     used_video_batch_size: int
     oom_retries: int
+    first_frame: int = 0
 
     @property
     def frame_labels(self) -> torch.Tensor:
@@ -89,7 +96,12 @@ class VideoPrediction:
         """Runs of equal predicted frame labels, scored by their frames' mean probability."""
         if self.pts_seconds is None:
             raise ValueError("segments need frame times: pass pts_seconds= to ChunkedPredictor.predict_tensor")
-        return frames_to_segments(self.frame_labels, pts_seconds=self.pts_seconds, frame_scores=self.frame_scores)
+        return frames_to_segments(
+            self.frame_labels,
+            pts_seconds=self.pts_seconds,
+            frame_scores=self.frame_scores,
+            first_frame=self.first_frame,
+        )
 
 
 def frames_to_segments(
@@ -98,6 +110,7 @@ def frames_to_segments(
     pts_seconds: torch.Tensor,
     frame_scores: torch.Tensor | None = None,
     ignore_index: int = IGNORE_LABEL,
+    first_frame: int = 0,
 ) -> list[Segment]:
     """Maximal runs of equal labels in a per-frame label track, as half-open segments.
 
@@ -110,6 +123,7 @@ def frames_to_segments(
         pts_seconds: Presentation time of each frame (T,).
         frame_scores: Score of each frame's label (T,), averaged over a segment; 1.0 when None.
         ignore_index: Label of unlabelled frames; their runs are left out.
+        first_frame: The video's index of the track's first frame; segments count frames from it.
     """
     if labels.shape != pts_seconds.shape or (frame_scores is not None and frame_scores.shape != labels.shape):
         shapes = [tuple(t.shape) for t in (labels, pts_seconds, frame_scores) if t is not None]
@@ -122,8 +136,11 @@ def frames_to_segments(
         if values[start] != ignore_index:
             score = 1.0 if frame_scores is None else float(frame_scores[start:index].float().mean())
             segments.append(
-                Segment(start, index, float(pts_seconds[start]), float(ends[index - 1]), values[start], score)
-            )
+                Segment(
+                    first_frame + start, first_frame + index, float(pts_seconds[start]), float(ends[index - 1]),
+                    values[start], score,
+                )
+            )  # fmt: skip
         start = index
     return segments
 
@@ -177,12 +194,27 @@ def write_predictions(
     json_path: str | os.PathLike[str],
     csv_path: str | os.PathLike[str],
     label_names: Sequence[str],
+    per_frame: bool = True,
+    evaluations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
-    """Writes the JSON results and the per-frame CSV as one output set: both appear, or neither changes."""
+    """Writes the JSON results and the CSV as one output set: both appear, or neither changes.
+
+    Args:
+        predictions: By video id.
+        json_path: The ActivityNet-style results (`_predictions_json`).
+        csv_path: One row per frame; with `per_frame` off, one row per video (video_id, label, score).
+        label_names: Class names, by index.
+        per_frame: Whether the model's frame head was trained (its training data had timelines). Off, the
+            results list each video's most likely classes, as ActivityNet's classification results do, and no
+            segment or per-frame label comes from the untrained head.
+        evaluations: Each video's scoring record (`vidfit.infer.score_to_json`), kept in its ``vidfit`` section.
+    """
+    text = _predictions_json(predictions, label_names, per_frame=per_frame, evaluations=evaluations or {})
+    rows = _frame_csv(predictions, label_names) if per_frame else _video_csv(predictions, label_names)
     written = write_files_atomic(
         {
-            json_path: functools.partial(_write_text, text=_predictions_json(predictions, label_names)),
-            csv_path: functools.partial(_write_text, text=_frame_csv(predictions, label_names)),
+            json_path: functools.partial(_write_text, text=text),
+            csv_path: functools.partial(_write_text, text=rows),
         }
     )
     return written[0], written[1]
@@ -206,20 +238,33 @@ def write_frame_csv(
     return write_text_atomic(path, _frame_csv(predictions, label_names))
 
 
-def _predictions_json(predictions: Mapping[str, VideoPrediction], label_names: Sequence[str]) -> str:
+def _predictions_json(
+    predictions: Mapping[str, VideoPrediction],
+    label_names: Sequence[str],
+    *,
+    per_frame: bool = True,
+    evaluations: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
     """ActivityNet-style results.
 
-    The document is ``{"version", "results": {video_id: [{"label", "score", "segment": [start_s, stop_s]}]},
-    "external_data": {}, "vidfit": {video_id: {...}}}``: one result per predicted segment, and a
-    ``vidfit`` section with the video-level label, its scores by class name and the settings used.
+    The document is ``{"version", "results": {video_id: [{"label", "score", "segment": [start_s, stop_s],
+    "frames": [start, stop]}]}, "external_data": {}, "vidfit": {video_id: {...}}}``: one result per predicted
+    segment (without `per_frame`: the video's `TOP_CLASSES` most likely classes, ``{"label", "score"}``), and a
+    ``vidfit`` section with the frames predicted ``[start, stop)``, the video-level label, its scores by class
+    name, the settings used and, where given, the video's scoring record under ``evaluation``.
     """
-    results, videos = {}, {}
+    results: dict[str, list[dict[str, Any]]] = {}
+    videos: dict[str, dict[str, Any]] = {}
     for video_id, prediction in predictions.items():
-        results[video_id] = [
-            {"label": label_names[s.label], "score": s.score, "segment": [s.start_seconds, s.stop_seconds]}
-            for s in prediction.segments()
-        ]
+        if per_frame:
+            results[video_id] = [segment_to_json(s, label_names) for s in prediction.segments()]
+        else:
+            results[video_id] = [
+                {"label": label_names[label], "score": probability} for probability, label in _top_classes(prediction)
+            ]
         videos[video_id] = {
+            # The frames predicted, [start, stop): the per-frame CSV's rows of the video (`vidfit merge` checks them).
+            "frames": [prediction.first_frame, prediction.first_frame + len(prediction.frame_logits)],
             "label": label_names[prediction.label],
             "scores": dict(zip(label_names, prediction.scores.tolist(), strict=True)),
             "chunk_aggregation": prediction.chunk_aggregation,
@@ -230,8 +275,39 @@ def _predictions_json(predictions: Mapping[str, VideoPrediction], label_names: S
             "video_batch_size": prediction.used_video_batch_size,
             "oom_retries": prediction.oom_retries,
         }
+        if evaluations and video_id in evaluations:
+            videos[video_id]["evaluation"] = dict(evaluations[video_id])
     document = {"version": RESULTS_VERSION, "results": results, "external_data": {}, "vidfit": videos}
     return json.dumps(document, indent=2)
+
+
+def segment_to_json(segment: Segment, label_names: Sequence[str]) -> dict[str, Any]:
+    """An ActivityNet result entry: label, score, segment in seconds; and vidfit's frame range ``[start, stop)``."""
+    return {
+        "label": label_names[segment.label],
+        "score": segment.score,
+        "segment": [segment.start_seconds, segment.stop_seconds],
+        "frames": [segment.start_frame, segment.stop_frame],
+    }
+
+
+def _top_classes(prediction: VideoPrediction) -> list[tuple[float, int]]:
+    """(probability, class) of the video's `TOP_CLASSES` most likely classes, most likely first."""
+    scores = prediction.scores.float()
+    probabilities = scores if prediction.chunk_aggregation == "prob" else scores.softmax(dim=-1)
+    found = probabilities.topk(min(TOP_CLASSES, len(probabilities)))
+    return [(float(p), int(i)) for p, i in zip(found.values, found.indices, strict=True)]
+
+
+def _video_csv(predictions: Mapping[str, VideoPrediction], label_names: Sequence[str]) -> str:
+    """One row per video: video_id, label, score (its probability)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["video_id", "label", "score"])
+    for video_id, prediction in predictions.items():
+        probability, label = _top_classes(prediction)[0]
+        writer.writerow([video_id, label_names[label], f"{probability:.6f}"])
+    return buffer.getvalue()
 
 
 def _frame_csv(predictions: Mapping[str, VideoPrediction], label_names: Sequence[str]) -> str:
@@ -244,5 +320,6 @@ def _frame_csv(predictions: Mapping[str, VideoPrediction], label_names: Sequence
             raise ValueError(f"prediction of {video_id!r} has no frame times: pass pts_seconds= to predict_tensor")
         labels, scores = prediction.frame_labels.tolist(), prediction.frame_scores.tolist()
         for frame, seconds in enumerate(prediction.pts_seconds.tolist()):
-            writer.writerow([video_id, frame, f"{seconds:.6f}", label_names[labels[frame]], f"{scores[frame]:.6f}"])
+            row = [video_id, prediction.first_frame + frame, f"{seconds:.6f}", label_names[labels[frame]]]
+            writer.writerow([*row, f"{scores[frame]:.6f}"])
     return buffer.getvalue()

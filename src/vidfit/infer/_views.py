@@ -12,7 +12,11 @@ from vidfit.io import VideoReader
 
 
 def check_views(
-    readers: Sequence[VideoReader], *, view_frames: np.ndarray | None, size: tuple[int, int] | None
+    readers: Sequence[VideoReader],
+    *,
+    view_frames: np.ndarray | None,
+    size: tuple[int, int] | None,
+    frames: range | None = None,
 ) -> np.ndarray:
     """The frames (V, T) each view reads under the reference's (the first reader's) T frames.
 
@@ -20,23 +24,27 @@ def check_views(
         readers: One reader per view.
         view_frames: The caller's matching (V, T); None reads every view frame for frame.
         size: The size frames are decoded at; with None the views must share their native size.
+        frames: The reference frames read, T of them (a clip range); None: all of them.
 
     Raises:
         ValueError: Views of unequal length without `view_frames`, `view_frames` of the wrong shape,
             or views of unequal sizes without `size`.
     """
-    num_frames = len(readers[0])
+    frames = range(len(readers[0])) if frames is None else frames
+    if frames.step != 1 or not frames or not 0 <= frames.start < frames.stop <= len(readers[0]):
+        raise ValueError(f"frames={frames!r} must be a non-empty range of step 1 in [0, {len(readers[0])}]")
+    num_frames = len(frames)
     if size is None and len({(r.metadata.height, r.metadata.width) for r in readers}) > 1:
         names = ", ".join(f"{r.path} ({r.metadata.width}x{r.metadata.height})" for r in readers)
         raise ValueError(f"views differ in size: {names}; give size= (data.image_size) to decode them at one size")
     if view_frames is None:
-        if any(len(reader) != num_frames for reader in readers):
+        if any(len(reader) != len(readers[0]) for reader in readers):
             names = ", ".join(f"{r.path} ({len(r)})" for r in readers)
             raise ValueError(
                 f"views must have the same number of frames to be read frame for frame: {names}; "
                 "pass view_frames= to match their frames by time"
             )
-        return np.broadcast_to(np.arange(num_frames), (len(readers), num_frames))
+        return np.broadcast_to(np.arange(frames.start, frames.stop), (len(readers), num_frames))
     if view_frames.shape != (len(readers), num_frames):
         raise ValueError(
             f"view_frames must be ({len(readers)}, {num_frames}), a frame of each view per reference frame, "

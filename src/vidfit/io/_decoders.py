@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Literal, Protocol
@@ -13,14 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from vidfit.io._index import PacketIndex
+from vidfit.io._opened import OpenedSource
 from vidfit.io._pyav import DecodedFrame, PyAVSource
-from vidfit.io._sources import OpenedSource
 from vidfit.io._types import VideoDecodeError
 
 Backend = Literal["pyav", "nvdec", "torchcodec"]
 BACKENDS: tuple[Backend, ...] = ("pyav", "nvdec", "torchcodec")
 # torchcodec returns whole batches; this many frames are asked for at once when streaming.
 _TORCHCODEC_BATCH = 32
+# Why nvdec fell back to pyav, each said once in a process (a dataset would say it per video and per worker).
+_NVDEC_FALLBACKS_SAID: set[str] = set()
 
 
 class FrameSource(Protocol):
@@ -63,12 +66,14 @@ class TorchCodecSource:
             )
         except (OSError, RuntimeError, ValueError) as error:
             source.close()
+            if source.failure is not None:
+                raise source.failure from error
             # torchcodec loads FFmpeg's shared libraries at the first decoder, and says so when it cannot.
             if isinstance(error, OSError) or "libtorchcodec" in str(error):
-                first_line = str(error).splitlines()[0]
+                first_line = str(error).splitlines()[0].removesuffix(" Likely causes:")
                 raise ImportError(
                     f"backend='torchcodec': torchcodec cannot load FFmpeg's shared libraries ({first_line}); "
-                    "install FFmpeg 4 to 8 (apt install ffmpeg) or use backend='pyav'"
+                    f"install FFmpeg {_ffmpeg_versions(str(error))} (apt install ffmpeg) or use backend='pyav'"
                 ) from error
             raise VideoDecodeError(f"{source.name}: torchcodec cannot open it: {error}") from error
 
@@ -78,7 +83,9 @@ class TorchCodecSource:
             try:
                 data = self._decoder.get_frames_at(indices=batch).data
             except RuntimeError as error:
+                self._source.check()
                 raise VideoDecodeError(f"{self._path}: the stream breaks near frame {batch[0]}: {error}") from error
+            self._source.check()
             if size is not None:
                 data = F.interpolate(data.float(), size=size, mode="bilinear", antialias=True).round().byte()
             yield from map(_ArrayFrame, data.permute(0, 2, 3, 1).numpy())
@@ -117,8 +124,22 @@ def make_source(
                 )  # fmt: skip
             except av.FFmpegError as error:
                 reason = f"{decoder_name} failed to open: {error}"
-        warnings.warn(f"{path}: backend='nvdec' unavailable ({reason}); decoding with 'pyav'", stacklevel=3)
+        if reason not in _NVDEC_FALLBACKS_SAID:  # it applies to every video of the process: said once
+            _NVDEC_FALLBACKS_SAID.add(reason)
+            warnings.warn(
+                f"backend='nvdec' unavailable ({reason}); decoding with 'pyav' ({path} and any other video of this "
+                "process)",
+                stacklevel=3,
+            )
     return PyAVSource(source, container, index, stream_index=stream_index, num_threads=num_threads)
+
+
+def _ffmpeg_versions(message: str) -> str:
+    """The FFmpeg major versions the installed torchcodec supports, from the attempts its error lists."""
+    versions = sorted({int(v) for v in re.findall(r"FFmpeg version (\d+):", message)})
+    if not versions:
+        return "of a version this torchcodec supports (see its README)"
+    return ", ".join(map(str, versions[:-1])) + (" or " if len(versions) > 1 else "") + str(versions[-1])
 
 
 def _nvdec_unavailable(decoder_name: str) -> str | None:

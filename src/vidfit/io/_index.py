@@ -12,7 +12,7 @@ from typing import IO, Any, cast
 import av
 import numpy as np
 
-from vidfit.io._sources import OpenedSource
+from vidfit.io._opened import OpenedSource
 from vidfit.io._types import StreamInfo, VideoDecodeError, VideoMetadata
 
 # Keyframes before the wanted one whose dts is tried when a seek keeps landing after it.
@@ -75,7 +75,11 @@ def open_container(source: OpenedSource) -> av.container.InputContainer:
     try:
         container = av.open(source.reopen(), mode="r")
     except av.FFmpegError as error:
+        source.check()
         raise VideoDecodeError(f"{source.name}: cannot open as a video: {error}") from error
+    if source.failure is not None:
+        container.close()
+        source.check()
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(f"{source.name}: has no video stream")
@@ -130,7 +134,7 @@ def read_packet_index(
     nominal_duration = _nominal_duration(stream, time_base)
     packets = None if source.is_local else _demux_from_sample_table(stream, source, nominal_duration)
     if packets is None:
-        packets = _demux(container, stream, name=source.name, nominal_duration=nominal_duration)
+        packets = _demux(container, stream, source=source, nominal_duration=nominal_duration)
     stamps = np.asarray(packets.stamps, dtype=np.int64)
     order = np.argsort(stamps, kind="stable")
     presentation = np.empty_like(order)
@@ -171,15 +175,13 @@ def _demux_from_sample_table(
     entries = list(stream.index_entries)
     if not entries or len(entries) != stream.frames:
         return None  # Matroska and friends index keyframes only; their packets must be read
-    target = source.reopen()
-    if isinstance(target, str):
-        return None
-    skipper = PayloadSkipper(target, [(e.pos, e.pos + e.size) for e in entries], size_bytes=source.size_bytes)
+    skipper = PayloadSkipper(source, [(e.pos, e.pos + e.size) for e in entries])
     try:
         with av.open(skipper, mode="r") as container:
             copy = cast(av.video.stream.VideoStream, container.streams[stream.index])
-            packets = _demux(container, copy, name=source.name, nominal_duration=nominal_duration)
+            packets = _demux(container, copy, source=source, nominal_duration=nominal_duration)
     except (av.FFmpegError, VideoDecodeError):
+        source.check()
         return None
     # Keyframes come from the table: FFmpeg's parser, which flags them from the payload, saw zeros.
     # A parser that changed the timing would show in the dts, so then the packets are read for real.
@@ -193,10 +195,11 @@ def _demux(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     *,
-    name: Path | str,
+    source: OpenedSource,
     nominal_duration: int,
 ) -> _Packets:
-    packets = _Packets()
+    """The packets' timing; a failed read (which FFmpeg saw as the end of the file) is raised."""
+    packets, name = _Packets(), source.name
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -213,7 +216,9 @@ def _demux(
             packets.dts.append(packet.dts if packet.dts is not None else stamp)
             packets.durations.append(packet.duration or 0)
     except av.FFmpegError as error:
+        source.check()
         raise VideoDecodeError(f"{name}: demuxing failed after {len(packets.stamps)} packets: {error}") from error
+    source.check()
     if not packets.stamps:
         raise VideoDecodeError(f"{name}: the video stream holds no frames")
     return packets
@@ -248,19 +253,21 @@ def build_metadata(
         mtime_ns=int(source.version) if source.is_local else 0,
         stream_index=stream.index,
         streams=stream_infos(container),
+        num_audio_streams=len(container.streams.audio),
     )
 
 
 class PayloadSkipper(io.RawIOBase):
-    """A read-only view of `file` in which the byte ranges `payloads` read as zeros, unfetched.
+    """A read-only view of `source` in which the byte ranges `payloads` read as zeros, unfetched.
+
+    A failed read of `source` is recorded on it (see `SourceView`) and reads as the end of the file.
 
     Args:
-        file: A seekable binary file.
+        source: An opened file object source.
         payloads: Half-open ``(start, stop)`` byte ranges, in any order.
-        size_bytes: The file's size.
     """
 
-    def __init__(self, file: IO[bytes], payloads: list[tuple[int, int]], *, size_bytes: int) -> None:
+    def __init__(self, source: OpenedSource, payloads: list[tuple[int, int]]) -> None:
         super().__init__()
         merged: list[list[int]] = []
         for start, stop in sorted(payloads):
@@ -270,7 +277,8 @@ class PayloadSkipper(io.RawIOBase):
                 merged.append([start, stop])
         self._starts = np.asarray([m[0] for m in merged], dtype=np.int64)
         self._stops = np.asarray([m[1] for m in merged], dtype=np.int64)
-        self._file, self._size, self._position = file, size_bytes, 0
+        self._source, self._file = source, cast(IO[bytes], source.reopen())
+        self._size, self._position = source.size_bytes, 0
 
     def readable(self) -> bool:
         return True
@@ -287,12 +295,19 @@ class PayloadSkipper(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
+        try:
+            filled = self._fill(memoryview(buffer).cast("B"))
+        except BaseException as error:  # raised through FFmpeg it would be lost (see `SourceView`)
+            self._source.fail(error)
+            return 0
+        self._position += filled
+        return filled
+
+    def _fill(self, view: memoryview) -> int:
+        """Copies from the current position into `view`; fewer bytes where the file ends (or a read failed)."""
         start = self._position
         stop = min(start + len(view), self._size)
         position = start
-        # The real container shares `file`: its position must be left where that container put it.
-        shared_position = self._file.tell()
         while position < stop:
             k = int(np.searchsorted(self._stops, position, side="right"))  # first payload ending after position
             payload_start = int(self._starts[k]) if k < len(self._starts) else stop
@@ -302,19 +317,9 @@ class PayloadSkipper(io.RawIOBase):
             else:  # container structure: read it
                 end = min(payload_start, stop)
                 self._file.seek(position)
-                view[position - start : end - start] = _read_exactly(self._file, end - position)
+                data = self._file.read(end - position)
+                view[position - start : position - start + len(data)] = data
+                if len(data) < end - position:  # the file ended early, or a read failed
+                    return position + len(data) - start
             position = end
-        self._file.seek(shared_position)
-        self._position = stop
         return max(stop - start, 0)
-
-
-def _read_exactly(file: IO[bytes], num_bytes: int) -> bytes:
-    chunks, left = [], num_bytes
-    while left > 0:
-        chunk = file.read(left)
-        if not chunk:
-            raise OSError(f"the file ended {left} bytes early")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)

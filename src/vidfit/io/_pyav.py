@@ -12,7 +12,7 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
 from vidfit.io._index import PacketIndex, open_container
-from vidfit.io._sources import OpenedSource
+from vidfit.io._opened import OpenedSource
 from vidfit.io._types import VideoDecodeError
 
 # A seek flushes the decoder, and with frame threads refilling its pipeline costs about as much as
@@ -135,6 +135,7 @@ class PyAVSource:
         reached = keyframe  # the frame expected next
         try:
             for packet in self._packets_from(keyframe):
+                self._opened.check()  # a failed read ends FFmpeg's file early: no frame of it is handed out
                 for frame in self._decoder.decode(packet):
                     index = self._index.frame_at_pts(frame.pts) if self._index.has_stamps else reached
                     if index is None:
@@ -148,7 +149,9 @@ class PyAVSource:
                         reached = index + 1
                     yield index, frame
         except av.FFmpegError as error:
+            self._opened.check()
             raise VideoDecodeError(f"{self._path}: the stream breaks at frame {reached}: {error}") from error
+        self._opened.check()
         if not self._index.has_stamps and reached != len(self._index.pts):
             raise VideoDecodeError(
                 f"{self._path}: the stream breaks: it decodes to {reached} frames, not {len(self._index.pts)}"
@@ -170,6 +173,7 @@ class PyAVSource:
             landed = self._index.frame_at_pts(first.pts if first is not None else None)
             if landed is None or self._index.decode_positions[landed] <= wanted:
                 return itertools.chain([first] if first is not None else [], packets)
+        self._opened.check()
         raise VideoDecodeError(
             f"{self._path}: every seek for frame {keyframe} lands after it in the file; remux it to .mkv or .mp4"
         )

@@ -14,8 +14,9 @@ import torch
 
 from vidfit.io._decoders import BACKENDS, Backend, FrameSource, make_source
 from vidfit.io._index import PacketIndex, build_metadata, choose_stream, open_container, read_packet_index
+from vidfit.io._opened import OpenedSource
 from vidfit.io._pyav import DecodedFrame
-from vidfit.io._sources import OpenedSource, Source, open_source
+from vidfit.io._sources import Source, open_source
 from vidfit.io._types import Chunk, FrameBatch, VideoMetadata
 
 # Offending frame indices an error message shows.
@@ -34,9 +35,11 @@ class VideoReader:
     wrong frames. Use it as a context manager: PyAV leaks memory when containers are not closed.
 
     Args:
-        source: A local path, an ``http(s)://`` or other fsspec URL (``s3://``, ``gs://``: the
-            ``remote`` extra), or a seekable binary file object (left open on close). Remote
-            files are read in byte ranges; MP4/MOV are indexed from their sample table alone.
+        source: A local path, an ``http(s)://`` URL, another fsspec URL (``s3://``, ``gs://``: the
+            ``remote`` extra), or a seekable binary file object (left open on close; readers may
+            share one). Remote files are read in byte ranges; MP4/MOV are indexed from their sample
+            table alone. A network failure is a `RemoteError` (an `OSError`) naming the URL and the
+            cause; an http(s) file that changes while being read is a `RemoteChangedError`.
         stream_index: The video stream to read, by its index among the file's streams
             (``metadata.streams`` lists them); None takes the one FFmpeg picks as best.
         backend: ``"pyav"`` (CPU), ``"nvdec"`` (PyAV's cuvid decoders on an NVIDIA GPU, falling

@@ -1,7 +1,8 @@
 """Where a video's bytes come from: a local path, an http(s) or other fsspec URL, or a file object.
 
-Remote files are read through fsspec in byte ranges of `REMOTE_BLOCK_BYTES`, so a seek fetches
-the blocks it touches and never the whole file.
+http(s) URLs are read by `HttpFile` (byte ranges over Python's own HTTP client, the file's version
+checked on every answer, bounded waits); other URLs (``s3://``, ``gs://``, ...) through fsspec, the
+optional ``remote`` extra, in byte ranges of `REMOTE_BLOCK_BYTES`. The opened file is an `OpenedSource`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ import importlib
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar, cast
+
+from vidfit.io._http import RemoteError, is_http
+from vidfit.io._opened import OpenedSource
+from vidfit.io._remote import HttpFile, http_stamp
 
 Source = str | os.PathLike[str] | IO[bytes]
-# Bytes fetched per remote read: small enough that a seek wastes little, large enough that
+# Bytes fetched per read from an fsspec store: small enough that a seek wastes little, large enough that
 # sequential decoding makes few requests.
 REMOTE_BLOCK_BYTES = 1 << 18
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# The package each protocol needs beyond fsspec, named in the error when it is missing.
-_PROTOCOL_PACKAGES = {"http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
+# The package each fsspec protocol needs beyond fsspec, named in the error when it is missing.
+_PROTOCOL_PACKAGES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
+T = TypeVar("T")
 
 
 def is_url(value: object) -> bool:
@@ -38,46 +44,12 @@ def source_name(source: Source) -> Path | str:
     return name if isinstance(name, str) else f"<{type(source).__name__}>"
 
 
-@dataclass
-class OpenedSource:
-    """A source ready for `av.open`.
-
-    Attributes:
-        name: See `source_name`.
-        target: What `av.open` reads: a local path or a seekable file object.
-        size_bytes: The file's size.
-        version: Changes when the content does: the mtime for local files, fsspec's ``ukey``
-            (size, ETag, modification time as the store gives them) for URLs, "" for file objects.
-        owned: A file this module opened, closed by `close`; a caller's file object is left open.
-    """
-
-    name: Path | str
-    target: str | IO[bytes]
-    size_bytes: int
-    version: str
-    owned: IO[bytes] | None = None
-
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.target, str)
-
-    def reopen(self) -> str | IO[bytes]:
-        """The target rewound, for a second container over the same bytes."""
-        if not isinstance(self.target, str):
-            self.target.seek(0)
-        return self.target
-
-    def close(self) -> None:
-        if self.owned is not None:
-            self.owned.close()
-            self.owned = None
-
-
 def open_source(source: Source) -> OpenedSource:
     """Opens `source` for reading.
 
     Raises:
         FileNotFoundError: A local path or URL that does not exist.
+        RemoteError: A URL that cannot be read, naming the cause (an HTTP status, a refused connection, ...).
         ImportError: A URL whose fsspec backend is not installed (naming the ``pip install``).
     """
     name = source_name(source)
@@ -86,11 +58,17 @@ def open_source(source: Source) -> OpenedSource:
             raise FileNotFoundError(f"{name}: no such video file")
         stat = name.stat()
         return OpenedSource(name, str(name), stat.st_size, str(stat.st_mtime_ns))
+    if isinstance(source, str) and is_http(source):
+        http_file = HttpFile(source, noun="video file")
+        file = cast(IO[bytes], http_file)
+        return OpenedSource(name, file, http_file.size_bytes, http_file.stamp.version, owned=file, remote=True)
     if isinstance(source, str):
         filesystem, path = _filesystem(source)
         size, version = _remote_stamp(filesystem, path, url=source)
-        file = filesystem.open(path, mode="rb", block_size=REMOTE_BLOCK_BYTES, cache_type="readahead")
-        return OpenedSource(name, file, size, version, owned=file)
+        file = _remote(
+            source, lambda: filesystem.open(path, mode="rb", block_size=REMOTE_BLOCK_BYTES, cache_type="readahead")
+        )
+        return OpenedSource(name, file, size, version, owned=file, remote=True)
     if isinstance(source, os.PathLike) or not (hasattr(source, "read") and hasattr(source, "seek")):
         raise TypeError(f"source={source!r} must be a path, a URL or a seekable binary file object")
     position = source.seek(0, os.SEEK_END)
@@ -101,37 +79,51 @@ def open_source(source: Source) -> OpenedSource:
 def source_stamp(source: str | os.PathLike[str]) -> tuple[int, str] | None:
     """``(size_bytes, version)`` of a path or URL (see `OpenedSource`), or None when it cannot be read.
 
-    Cheap for URLs too (one metadata request, no content), so caches can key on it.
+    Cheap for URLs too (one request for a byte, or for metadata), so caches can key on it.
     """
     name = source_name(source)
     try:
         if isinstance(name, Path):
             stat = name.stat()
             return stat.st_size, str(stat.st_mtime_ns)
+        if is_http(str(source)):
+            stamp = http_stamp(str(source))
+            return stamp.size_bytes or 0, stamp.version
         filesystem, path = _filesystem(str(source))
         return _remote_stamp(filesystem, path, url=str(source))
-    except (OSError, FileNotFoundError):
+    except OSError:
         return None
 
 
 def _remote_stamp(filesystem: Any, path: str, *, url: str) -> tuple[int, str]:
     try:
-        info = filesystem.info(path)
+        info = _remote(url, lambda: filesystem.info(path))
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{url}: no such video file") from error
     return int(info.get("size") or 0), str(filesystem.ukey(path))
 
 
+def _remote(url: str, call: Callable[[], T]) -> T:
+    """`call`'s result; an fsspec store's own exception (a botocore error, say) as a `RemoteError` naming `url`."""
+    try:
+        return call()
+    except (OSError, ValueError):
+        raise
+    except Exception as error:
+        raise RemoteError(f"{url}: {type(error).__name__}: {error}") from error
+
+
 def _filesystem(url: str) -> tuple[Any, str]:
     """fsspec's filesystem for `url`, imported lazily: fsspec is the optional ``remote`` extra."""
     protocol = url.split("://", 1)[0].lower()
-    needed = ["fsspec", _PROTOCOL_PACKAGES.get(protocol, f"the fsspec backend for {protocol}://")]
     try:
         fsspec = importlib.import_module("fsspec")
         return fsspec.core.url_to_fs(url)
     except ImportError as error:
-        install = "pip install 'vidfit[remote]'" + (f" {needed[1]}" if protocol not in ("http", "https") else "")
-        raise ImportError(f"{url}: reading {protocol}:// URLs needs {' and '.join(needed)}: {install}") from error
+        package = _PROTOCOL_PACKAGES.get(protocol)
+        needs = "fsspec" + (f" and {package}" if package else "")
+        install = "pip install 'vidfit[remote]'" + (f" {package}" if package else "")
+        raise ImportError(f"{url}: reading {protocol}:// URLs needs {needs}: {install}") from error
 
 
 def open_text(location: str | os.PathLike[str]) -> str:
@@ -139,9 +131,12 @@ def open_text(location: str | os.PathLike[str]) -> str:
     name = source_name(location)
     if isinstance(name, Path):
         return name.read_text(encoding="utf-8")
+    if is_http(str(location)):
+        with HttpFile(str(location)) as file:
+            return file.readall().decode("utf-8")
     filesystem, path = _filesystem(str(location))
     try:
-        with filesystem.open(path, mode="rb") as file:
+        with _remote(str(location), lambda: filesystem.open(path, mode="rb")) as file:
             return bytes(file.read()).decode("utf-8")
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{location}: no such file") from error
@@ -154,11 +149,18 @@ def as_location(value: str | os.PathLike[str]) -> Path | str:
 
 
 def join_location(base: Path | str, relative: str) -> Path | str:
-    """`relative` (a path, or an absolute URL kept as it is) resolved against the folder `base`, normalized."""
-    if is_url(relative) or not is_url(base):
-        return as_location(relative) if is_url(relative) else Path(os.path.normpath(Path(base) / relative))
+    """`relative` (a path, or an absolute URL kept as it is) resolved against the folder `base`, normalized.
+
+    Under a URL, ``..`` stops at the host's root: a relative path never leads to another host.
+    """
+    if is_url(relative):
+        return relative
+    if not is_url(base):
+        return Path(os.path.normpath(Path(base) / relative))
     scheme, rest = str(base).split("://", 1)
-    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, relative))}"
+    host, _, folder = rest.partition("/")
+    path = posixpath.normpath(posixpath.join("/" + folder, relative)).lstrip("/")
+    return f"{scheme}://{host}" + (f"/{path}" if path else "")
 
 
 def location_parent(location: Path | str) -> Path | str:

@@ -50,6 +50,7 @@ class VideoMetadata:
         mtime_ns: File modification time; 0 for URLs and file objects, which have none.
         stream_index: Index of the stream read, among all the file's streams.
         streams: Every video stream of the file, the one read included.
+        num_audio_streams: Audio streams of the file (never decoded: counted so that what drops them can say so).
     """
 
     path: Path | str
@@ -64,6 +65,7 @@ class VideoMetadata:
     mtime_ns: int
     stream_index: int = 0
     streams: tuple[StreamInfo, ...] = ()
+    num_audio_streams: int = 0
 
     def __post_init__(self) -> None:
         # A chunk index read back from JSON gives lists of mappings.

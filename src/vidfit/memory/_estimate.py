@@ -19,10 +19,18 @@ storage alive until it ends). A saved tensor counts its whole storage, since a v
 Storages of parameters and buffers are not activations: autocast's half-precision copies of weights are
 (they are held until the forward pass ends).
 
+Scaled-dot-product attention runs as the fused kernels a GPU has (flash or memory-efficient attention, which
+keep no attention matrix for backward), not the math fallback fake tensors would otherwise take
+(`vidfit.memory._attention`).
+
 Activation checkpointing is the model's business: inside a checkpointed region
 ``torch.utils.checkpoint`` replaces the saved-tensor hooks with its own, so what it recomputes is not
 counted, while the region's inputs, which it keeps to recompute from, are (PyTorch 2.14 saves them
-through the surrounding hooks; versions that keep them only in a closure would leave them out).
+through the surrounding hooks; versions that keep them only in a closure would leave them out). In
+backward each region runs again and holds its activations until its gradients are through, so the peak
+has the largest region's activations on top: while an estimate runs, each call of
+``torch.utils.checkpoint.checkpoint`` runs its region once more under hooks of its own, which count what the
+recomputation keeps (storages counted already left out); the largest region is `recompute_bytes`.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
@@ -41,6 +50,7 @@ from torch._subclasses.fake_tensor import (
 )
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from vidfit.memory._attention import FusedAttention
 from vidfit.memory._step import (
     LossFn,
     OptimizerName,
@@ -58,7 +68,8 @@ DeviceType = Literal["cuda", "cpu"]
 
 ESTIMATE_NOTE = (
     "estimate, not a measurement: parameters + gradients + optimizer state + saved activations + the largest "
-    "single tensor of the forward pass; it leaves out the caching allocator's rounding and fragmentation, "
+    "single tensor of the forward pass + the largest checkpointed region's recomputed activations; it leaves out "
+    "the caching allocator's rounding and fragmentation, "
     "cuDNN and cuBLAS workspaces, the CUDA context, and the gradients the OOM guard stashes while it redoes "
     "a batch, so a measured peak can be higher"
 )
@@ -73,7 +84,7 @@ class StepEstimate:
     """Peak memory of one training step, estimated on fake tensors.
 
     ``total_bytes = parameters_bytes + gradients_bytes + optimizer_state_bytes + activations_bytes +
-    transient_bytes``. Backward starts with every saved activation alive plus a gradient as large as
+    transient_bytes + recompute_bytes``. Backward starts with every saved activation alive plus a gradient as large as
     the largest forward tensor, and ends with every gradient alive, while the optimizer state lives
     throughout; the sum is an estimate of that peak, not a bound: `note` says what it leaves out.
 
@@ -86,6 +97,8 @@ class StepEstimate:
         total_bytes: The sum above.
         precision: The precision estimated.
         optimizer: The optimizer estimated.
+        recompute_bytes: What the largest activation-checkpointed region keeps while backward recomputes it
+            (0 without checkpointing).
         note: What the figure is and is not.
     """
 
@@ -97,6 +110,7 @@ class StepEstimate:
     total_bytes: int
     precision: Precision
     optimizer: OptimizerName
+    recompute_bytes: int = 0
     note: str = ESTIMATE_NOTE
 
 
@@ -140,10 +154,13 @@ def estimate_step_memory(
     trainable_bytes = sum(_nbytes(p) for p in model.parameters() if p.requires_grad)
     saved = _SavedStorages(exclude=state)
     largest = _LargestOutput()
+    recomputed = _RecomputedRegions(saved)
     with (
         mode,
         torch.device(device_type),
         largest,
+        recomputed,
+        FusedAttention(),
         torch.autograd.graph.saved_tensors_hooks(saved.pack, _unpack),
         autocast_state(device_type, autocast_dtype(precision)),
     ):
@@ -157,15 +174,17 @@ def estimate_step_memory(
     parameters_bytes = sum(_nbytes(t) for t in state)
     optimizer_state_bytes = optimizer_state_copies(optimizer) * trainable_bytes
     gradients_bytes = trainable_bytes
+    activations = saved.total_bytes + largest.max_bytes + recomputed.max_bytes
     return StepEstimate(
         parameters_bytes=parameters_bytes,
         gradients_bytes=gradients_bytes,
         optimizer_state_bytes=optimizer_state_bytes,
         activations_bytes=saved.total_bytes,
         transient_bytes=largest.max_bytes,
-        total_bytes=parameters_bytes + gradients_bytes + optimizer_state_bytes + saved.total_bytes + largest.max_bytes,
+        total_bytes=parameters_bytes + gradients_bytes + optimizer_state_bytes + activations,
         precision=precision,
         optimizer=optimizer,
+        recompute_bytes=recomputed.max_bytes,
     )
 
 
@@ -200,6 +219,10 @@ class _SavedStorages:
             self._seen[id(storage)] = storage
         self.total_bytes = 0
 
+    def skip(self, other: _SavedStorages) -> None:
+        """Counts none of the storages `other` has seen."""
+        self._seen.update(other._seen)
+
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
         if id(storage) not in self._seen:
@@ -210,6 +233,42 @@ class _SavedStorages:
 
 def _unpack(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
+
+
+# Keywords of `torch.utils.checkpoint.checkpoint` itself; the others are the region's.
+_CHECKPOINT_OPTIONS = ("use_reentrant", "context_fn", "determinism_check", "debug", "preserve_rng_state")
+
+
+class _RecomputedRegions:
+    """Runs each checkpointed region once more and keeps the largest bytes it saves (see the module docstring).
+
+    ``torch.utils.checkpoint.checkpoint`` is replaced while the estimate runs, so it must be called through the
+    module (vidfit's backbones do); a region called through another reference is not probed.
+    """
+
+    def __init__(self, saved: _SavedStorages) -> None:
+        self._saved = saved
+        self._original: Callable[..., Any] | None = None
+        self.max_bytes = 0
+
+    def __enter__(self) -> _RecomputedRegions:
+        self._original = torch.utils.checkpoint.checkpoint
+        torch.utils.checkpoint.checkpoint = self._checkpoint  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.utils.checkpoint.checkpoint = self._original  # type: ignore[assignment]
+
+    def _checkpoint(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        assert self._original is not None
+        out = self._original(function, *args, **kwargs)
+        if torch.is_grad_enabled():
+            region = _SavedStorages(exclude=[])
+            region.skip(self._saved)  # inputs kept by the checkpoint and weights are counted already
+            with torch.autograd.graph.saved_tensors_hooks(region.pack, _unpack):
+                function(*args, **{key: value for key, value in kwargs.items() if key not in _CHECKPOINT_OPTIONS})
+            self.max_bytes = max(self.max_bytes, region.total_bytes)
+        return out
 
 
 class _LargestOutput(TorchDispatchMode):

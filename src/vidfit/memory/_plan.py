@@ -32,6 +32,8 @@ class PlanRow:
         measured: Whether `peak_bytes` was measured on the device rather than estimated.
         verdict: `plan_verdict` of the peak against the budget.
         advice: What to change when the row does not fit (see `memory_advice`), else None.
+        variant: The config changes this row plans (``section.key=value`` joined by ``" + "``, e.g. a way to
+            fine-tune); empty for the config as it is.
     """
 
     num_frames: int
@@ -43,6 +45,7 @@ class PlanRow:
     measured: bool
     verdict: Verdict
     advice: str | None = None
+    variant: str = ""
 
 
 def plan_verdict(peak_bytes: int | None, budget_bytes: int, *, tight_fraction: float = 0.9) -> Verdict:
@@ -97,7 +100,9 @@ def render_table(rows: Sequence[PlanRow], *, budget_bytes: int, image_size: tupl
         image_size: (height, width) of every clip's frames, shown above the table.
     """
     best = recommend(rows)
+    varied = any(row.variant for row in rows)
     header = ["num_frames", "batch_size", "precision", "checkpointing", "memory", "clips/s", "verdict"]
+    header = ["variant", *header] if varied else header
     lines = [
         f"budget: {format_bytes(budget_bytes)}; clips of num_frames x {image_size[0]}x{image_size[1]} (T x H x W)",
         "",
@@ -117,13 +122,14 @@ def render_table(rows: Sequence[PlanRow], *, budget_bytes: int, image_size: tupl
             "-" if row.clips_per_second is None else f"{row.clips_per_second:.1f}",
             row.verdict + (" *" if row is best else ""),
         ]
+        cells = [row.variant or "as configured", *cells] if varied else cells
         lines.append("| " + " | ".join(cells) + " |")
     advised = [row for row in rows if row.advice is not None]
     if advised:
         lines += ["", "Over the budget, what to change:"]
         lines += [
-            f"- {row.num_frames} frames x {row.batch_size}, {row.precision}, checkpointing "
-            f"{_switch(row.activation_checkpointing)}: {row.advice}"
+            f"- {row.variant + ', ' if row.variant else ''}{row.num_frames} frames x {row.batch_size}, "
+            f"{row.precision}, checkpointing {_switch(row.activation_checkpointing)}: {row.advice}"
             for row in advised
         ]
     return "\n".join(lines)
@@ -170,7 +176,9 @@ def _draw_chart(rows: Sequence[PlanRow], budget_bytes: int, image_size: tuple[in
     figure = Figure(figsize=(max(6.0, 0.8 * len(rows) + 2), 4.5), layout="constrained")
     axes = figure.add_subplot()
     labels = [
-        f"{r.num_frames}f x{r.batch_size}\n{r.precision}{' ckpt' if r.activation_checkpointing else ''}" for r in rows
+        f"{r.num_frames}f x{r.batch_size}\n{r.precision}{' ckpt' if r.activation_checkpointing else ''}"
+        + (f"\n{r.variant}" if r.variant else "")
+        for r in rows
     ]
     # An out-of-memory row has no peak; its bar reaches past the budget line, hatched.
     heights = [(budget_bytes * 1.05 if r.peak_bytes is None else r.peak_bytes) / _GIB for r in rows]

@@ -8,16 +8,16 @@ cache) or from a local ``state_dict`` of the torchvision model (`pretrained_path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 from torchvision.models import video as tv_video
 from torchvision.models.video.resnet import BasicBlock, BasicStem, Bottleneck, Conv3DSimple
 
+from vidfit.io import CheckpointError, read_checkpoint
 from vidfit.models._backbones import (
     _S3D,
     BACKBONES,
@@ -29,6 +29,9 @@ from vidfit.models._backbones import (
     _VideoResNet,
     canonical_backbone,
 )
+from vidfit.models._hf import hf_constraints, is_hf_backbone
+from vidfit.models._hf_backbone import build_hf_backbone
+from vidfit.models._lora import LoraSettings
 from vidfit.models._pretrained import load_pretrained_state, load_state_checked, pretrained_weights
 
 
@@ -52,12 +55,16 @@ def _tiny_net() -> nn.Sequential:
 
 def _load_state_dict_file(net: nn.Module, path: Path, *, name: str) -> None:
     """Loads a local state_dict into `net`, or says which keys or shapes in the file do not fit."""
+    source = f"pretrained_path={str(path)!r}"
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained_path={str(path)!r}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"pretrained_path={str(path)!r} holds a {type(state).__name__}, not a state_dict")
-    load_state_checked(net, state, source=f"pretrained_path={str(path)!r}", name=name)
+        raise FileNotFoundError(f"{source}: no such file")
+    try:  # the checkpoint reader: weights_only, zip bombs refused, every bad file one error
+        state = read_checkpoint(path)
+    except CheckpointError as error:
+        # A whole pickled model or a list is refused as "holds ...": say what the file should hold.
+        advice = "; save the network's state_dict() there instead" if error.reason.startswith("holds") else ""
+        raise CheckpointError(path, error.reason + advice, key="pretrained_path") from error
+    load_state_checked(net, state, source=source, name=name)
 
 
 def _load_weights(net: nn.Module, weights: WeightsEnum, *, pretrained: str, name: str, progress: bool) -> None:
@@ -108,7 +115,12 @@ _RECIPES: dict[str, _Recipe] = {
 
 
 def backbone_constraints(name: str) -> InputConstraints:
-    """The clip sizes backbone `name` (or an alias) accepts, without building it (for checking a config first)."""
+    """The clip sizes backbone `name` (or an alias) accepts, without building it (for checking a config first).
+
+    An ``hf:`` backbone's come from its config file (see `vidfit.models._hf`).
+    """
+    if is_hf_backbone(name):
+        return hf_constraints(name)
     canonical = canonical_backbone(name)
     if canonical not in _RECIPES:
         raise ValueError(f"backbone={name!r} is not one of {', '.join(map(repr, BACKBONES))}")
@@ -122,6 +134,10 @@ def build_backbone(
     pretrained_path: str | Path | None = None,
     activation_checkpointing: bool = False,
     progress: bool = False,
+    load_weights: bool = True,
+    freeze: str = "none",
+    lora: LoraSettings | None = None,
+    token_drop: float = 0.0,
 ) -> VideoBackbone:
     """Builds a backbone, loading pretrained weights when asked.
 
@@ -138,6 +154,11 @@ def build_backbone(
             ``VideoBackbone.net``), loaded with ``weights_only=True``; its classifier is then dropped.
         activation_checkpointing: Recompute each stage in backward to save activation memory.
         progress: Show a progress bar while downloading `pretrained` weights.
+        load_weights: For an ``hf:<model id or folder>`` backbone (the encoder of a Hugging Face video model,
+            see `vidfit.models._hf_backbone.build_hf_backbone`): read its weights, else build it from its config.
+        freeze: ``hf:`` backbones: ``none``, ``all`` or ``first:N`` blocks frozen.
+        lora: ``hf:`` backbones: LoRA adapters on the blocks not frozen, or None.
+        token_drop: ``hf:`` backbones: share of patch tokens dropped in training.
 
     Raises:
         ValueError: Unknown name, both `pretrained` and `pretrained_path`, weights torchvision does not
@@ -145,6 +166,15 @@ def build_backbone(
         FileNotFoundError: `pretrained_path` does not exist, or `pretrained` weights are neither cached nor
             downloadable (`PretrainedWeightsUnavailableError`, naming the file and the folder to put it in).
     """
+    if is_hf_backbone(name):
+        if pretrained is not None or pretrained_path is not None:
+            raise ValueError(f"backbone={name!r} brings its own weights: drop pretrained and pretrained_path")
+        return build_hf_backbone(
+            name=name, load_weights=load_weights, activation_checkpointing=activation_checkpointing, freeze=freeze,
+            lora=lora, token_drop=token_drop,
+        )  # fmt: skip
+    if freeze != "none" or lora is not None or token_drop:
+        raise ValueError(f"freeze, lora and token_drop apply to hf: backbones, not to backbone={name!r}")
     constraints = backbone_constraints(name)  # checks the name
     name = canonical_backbone(name)
     if pretrained is not None and pretrained_path is not None:

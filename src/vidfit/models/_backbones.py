@@ -37,11 +37,13 @@ class InputConstraints:
         min_frames: Fewest frames T.
         min_size: Smallest height and width.
         exact_shape: (T, H, W) the backbone needs exactly (its positional embeddings are fixed), or None.
+        exact_size: (H, W) the backbone needs exactly, at any number of frames from `min_frames`, or None.
     """
 
     min_frames: int = 1
     min_size: int = 1
     exact_shape: tuple[int, int, int] | None = None
+    exact_size: tuple[int, int] | None = None
 
     @property
     def min_window_frames(self) -> int:
@@ -53,6 +55,10 @@ class InputConstraints:
         if self.exact_shape is not None and shape != self.exact_shape:
             raise ValueError(f"backbone {name!r} needs clips of exactly (T, H, W)={self.exact_shape}, got {shape}")
         frames, height, width = shape
+        if self.exact_size is not None and (height, width) != self.exact_size:
+            raise ValueError(
+                f"backbone {name!r} needs frames of exactly (H, W)={self.exact_size}, got (T, H, W)={shape}"
+            )
         if frames < self.min_frames or min(height, width) < self.min_size:
             raise ValueError(
                 f"backbone {name!r} needs at least {self.min_frames} frames of at least "

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from vidfit.models._backbone_recipes import build_backbone
+from vidfit.models._hf import hf_normalization, is_hf_backbone
+from vidfit.models._lora import LoraSettings
 from vidfit.models._pretrained import normalization
 
 ViewFusion = Literal["early", "late"]
@@ -51,9 +53,9 @@ def _fusion(view_fusion: ViewFusion, *, num_views: int, feature_dim: int) -> nn.
 class RgbBranch(nn.Module):
     """Normalizes uint8 video on its device, runs the backbone and pools space away.
 
-    The normalization is that of the `pretrained` weights' transforms, and the Kinetics one without them; it
-    depends only on the arguments, so a model built with ``load_pretrained=False`` (for a checkpoint's
-    weights to replace) normalizes as the one trained.
+    The normalization is that of the `pretrained` weights' transforms, and the Kinetics one without them (an
+    ``hf:`` backbone's is its own processor's); it depends only on the arguments, so a model built with
+    ``load_pretrained=False`` (for a checkpoint's weights to replace) normalizes as the one trained.
 
     Attributes:
         feature_dim: Channels C of the output.
@@ -72,6 +74,9 @@ class RgbBranch(nn.Module):
         pretrained: str | None = None,
         pretrained_path: str | Path | None = None,
         load_pretrained: bool = True,
+        freeze: str = "none",
+        lora: LoraSettings | None = None,
+        token_drop: float = 0.0,
     ) -> None:
         super().__init__()
         self.view_fusion = view_fusion
@@ -80,6 +85,10 @@ class RgbBranch(nn.Module):
             pretrained=pretrained if load_pretrained else None,
             pretrained_path=pretrained_path if load_pretrained else None,
             activation_checkpointing=activation_checkpointing,
+            load_weights=load_pretrained,
+            freeze=freeze,
+            lora=lora,
+            token_drop=token_drop,
         )
         if view_fusion == "early" and num_views > 1:
             self.backbone.widen_stem(num_views=num_views)
@@ -87,7 +96,10 @@ class RgbBranch(nn.Module):
         self.fusion = _fusion(view_fusion, num_views=num_views, feature_dim=self.feature_dim)
         # Scaled to uint8 range so normalizing is one subtract and one divide on the raw values.
         shape = (1, 1, 3, 1, 1, 1)
-        mean, std = normalization(backbone=backbone, pretrained=pretrained)
+        if is_hf_backbone(backbone):
+            mean, std = hf_normalization(backbone)
+        else:
+            mean, std = normalization(backbone=backbone, pretrained=pretrained)
         self.register_buffer("mean", torch.tensor(mean).mul(255).reshape(shape), persistent=False)
         self.register_buffer("std", torch.tensor(std).mul(255).reshape(shape), persistent=False)
 

@@ -8,8 +8,8 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 
 @contextlib.contextmanager
@@ -48,4 +48,5 @@ def run_stage(stage: nn.Module, *args: Any, checkpointing: bool) -> Any:
     """
     if not (checkpointing and torch.is_grad_enabled()):
         return stage(*args)
-    return checkpoint(stage, *args, use_reentrant=False, context_fn=partial(_contexts, stage))
+    # Looked up at each call: a memory estimate replaces it to see what the recomputation keeps.
+    return torch.utils.checkpoint.checkpoint(stage, *args, use_reentrant=False, context_fn=partial(_contexts, stage))

@@ -3,60 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidfit.models._backbones import BACKBONES, canonical_backbone
+from vidfit.models._backbones import canonical_backbone
 from vidfit.models._branches import KeypointBranch, RgbBranch, ViewFusion
-from vidfit.models._pretrained import pretrained_problems
-
-InputType = Literal["rgb", "kpt", "rgb_kpt"]
-VIEW_FUSIONS: tuple[str, ...] = get_args(ViewFusion)
-INPUT_TYPES: tuple[str, ...] = get_args(InputType)
-
-
-def classifier_problems(
-    *,
-    backbone: str,
-    view_fusion: str,
-    input_type: str,
-    num_keypoints: int,
-    keypoint_dims: int,
-    dropout: float,
-    pretrained: str | None = None,
-    pretrained_path: str | None = None,
-    prefix: str = "",
-) -> list[str]:
-    """What is wrong with a classifier's hyper-parameters (those a run config holds); empty when they are fine.
-
-    Backbone aliases (`BACKBONE_ALIASES`) are accepted.
-
-    Args:
-        prefix: Put before each argument's name, e.g. ``"model."`` for the config's keys.
-    """
-    problems = [
-        f"{prefix}{name}={value!r} is not one of {', '.join(map(repr, allowed))}"
-        for name, value, allowed in (
-            ("backbone", canonical_backbone(backbone), BACKBONES),
-            ("view_fusion", view_fusion, VIEW_FUSIONS),
-            ("input_type", input_type, INPUT_TYPES),
-        )
-        if value not in allowed
-    ]
-    if input_type != "rgb" and (num_keypoints < 1 or keypoint_dims < 1):
-        problems.append(
-            f"{prefix}input_type={input_type!r} needs {prefix}num_keypoints >= 1 and {prefix}keypoint_dims >= 1, "
-            f"got num_keypoints={num_keypoints!r}, keypoint_dims={keypoint_dims!r}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        problems.append(f"{prefix}dropout={dropout!r} must be in [0, 1)")
-    problems += pretrained_problems(backbone=backbone, pretrained=pretrained, prefix=prefix)
-    if pretrained is not None and pretrained_path is not None:
-        problems.append(f"{prefix}pretrained and {prefix}pretrained_path are both set: give one of them")
-    return problems
+from vidfit.models._classifier_checks import InputType, classifier_problems
+from vidfit.models._hf import is_hf_backbone
+from vidfit.models._hf_backbone import MAX_TOKEN_DROP, HfBackbone
+from vidfit.models._lora import LoraSettings
 
 
 @dataclass(frozen=True)
@@ -79,6 +36,9 @@ class ClassifierSpec:
         dropout: Dropout probability before the heads.
         pretrained: ``"kinetics400"`` for torchvision's weights of the backbone (which also set the input
             normalization), or None.
+        freeze: ``hf:`` backbones: ``"none"``, ``"all"`` or ``"first:N"`` blocks trained no more.
+        lora: ``hf:`` backbones: LoRA adapters (`LoraSettings`, or its fields as a dict), or None.
+        token_drop: ``hf:`` backbones: share of patch tokens dropped in training, in [0, 0.9].
     """
 
     backbone: str
@@ -92,15 +52,24 @@ class ClassifierSpec:
     pretrained_path: str | None = None
     dropout: float = 0.0
     pretrained: str | None = None
+    freeze: str = "none"
+    lora: LoraSettings | None = None
+    token_drop: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", tuple(self.views))  # a list from YAML/JSON is fine
         object.__setattr__(self, "backbone", canonical_backbone(self.backbone))
+        if isinstance(self.lora, dict):  # as `dataclasses.asdict` leaves it
+            object.__setattr__(self, "lora", LoraSettings(**self.lora))
         problems = classifier_problems(
             backbone=self.backbone, view_fusion=self.view_fusion, input_type=self.input_type,
             num_keypoints=self.num_keypoints, keypoint_dims=self.keypoint_dims, dropout=self.dropout,
-            pretrained=self.pretrained, pretrained_path=self.pretrained_path,
+            pretrained=self.pretrained, pretrained_path=self.pretrained_path, freeze=self.freeze, lora=self.lora,
         )  # fmt: skip
+        if not 0.0 <= self.token_drop <= MAX_TOKEN_DROP:
+            problems.append(f"token_drop={self.token_drop!r} must be in [0, {MAX_TOKEN_DROP}]")
+        elif self.token_drop and not is_hf_backbone(self.backbone):
+            problems.append(f"token_drop applies to hf: backbones, not to backbone={self.backbone!r}")
         if not self.views or len(set(self.views)) != len(self.views):
             problems.append(f"views={self.views!r} must be one or more distinct names")
         if self.num_classes < 1:
@@ -154,6 +123,9 @@ class VideoClassifier(nn.Module):
                 pretrained=spec.pretrained,
                 pretrained_path=spec.pretrained_path,
                 load_pretrained=load_pretrained,
+                freeze=spec.freeze,
+                lora=spec.lora,
+                token_drop=spec.token_drop,
             )
         )
         self.kpt = (
@@ -170,6 +142,11 @@ class VideoClassifier(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.clip_head = nn.Linear(feature_dim, spec.num_classes)
         self.frame_head = nn.Linear(feature_dim, spec.num_classes)
+
+    def merge_lora(self) -> None:
+        """Folds LoRA adapters into the backbone's weights, for inference at the base model's speed (no-op without)."""
+        if self.rgb is not None and isinstance(self.rgb.backbone, HfBackbone):
+            self.rgb.backbone.merge_lora()
 
     def forward(
         self,
@@ -260,13 +237,17 @@ def build_classifier(
     dropout: float = 0.0,
     pretrained: str | None = None,
     load_pretrained: bool = True,
+    freeze: str = "none",
+    lora: LoraSettings | None = None,
+    token_drop: float = 0.0,
 ) -> VideoClassifier:
     """Builds a video classifier (see `ClassifierSpec` for the arguments).
 
     Args:
-        load_pretrained: Read the `pretrained` or `pretrained_path` weights. Off builds the same network and
-            normalization without reading them: for a checkpoint's weights to replace, or an estimate on
-            the meta device.
+        load_pretrained: Read the `pretrained` or `pretrained_path` weights (an ``hf:`` backbone's own). Off builds
+            the same network and normalization without reading them: for a checkpoint's weights to replace, or
+            an estimate on the meta device. A backbone with LoRA adapters always reads its base weights (its
+            checkpoints hold only the adapters), except on the meta device.
 
     Raises:
         ValueError: A choice not among the allowed values, or inconsistent sizes.
@@ -285,5 +266,8 @@ def build_classifier(
         pretrained_path=pretrained_path,
         dropout=dropout,
         pretrained=pretrained,
+        freeze=freeze,
+        lora=lora,
+        token_drop=token_drop,
     )
     return VideoClassifier(spec, load_pretrained=load_pretrained)

@@ -111,22 +111,29 @@ def load_pretrained_state(weights: WeightsEnum, *, progress: bool = False) -> Ma
 
 def load_state_checked(net: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, name: str) -> None:
     """Loads `state` into `net`, or raises ValueError naming `source` and the keys or shapes that do not fit."""
-    expected = net.state_dict()
-    problems = []
-    if missing := sorted(expected.keys() - state.keys()):
-        problems.append(f"missing keys: {_preview(missing)}")
-    if unexpected := sorted(state.keys() - expected.keys()):
-        problems.append(f"unexpected keys: {_preview(unexpected)}")
-    shared = sorted(expected.keys() & state.keys())
-    if mismatched := [
-        f"{k} {tuple(state[k].shape)}!={tuple(expected[k].shape)}"
-        for k in shared
-        if state[k].shape != expected[k].shape
-    ]:
-        problems.append(f"shape mismatches: {_preview(mismatched)}")
-    if problems:
+    if problems := state_dict_problems(net.state_dict(), state):
         raise ValueError(f"{source} does not fit backbone {name!r}: " + "; ".join(problems))
     net.load_state_dict(state)
+
+
+def state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
+    """Why `found` does not load into a network whose state_dict is `expected`; empty when it loads.
+
+    Keys missing, unexpected, or of another shape (``key (found)!=(expected)``): five of each named, and the count.
+    """
+    problems = []
+    if missing := sorted(expected.keys() - found.keys()):
+        problems.append(f"missing keys: {_preview(missing)}")
+    if unexpected := sorted(found.keys() - expected.keys()):
+        problems.append(f"unexpected keys: {_preview(unexpected)}")
+    shared = sorted(expected.keys() & found.keys())
+    if mismatched := [
+        f"{k} {tuple(found[k].shape)}!={tuple(expected[k].shape)}"
+        for k in shared
+        if found[k].shape != expected[k].shape
+    ]:
+        problems.append(f"shape mismatches (file!=model): {_preview(mismatched)}")
+    return problems
 
 
 def _preview(keys: list[str]) -> str:

@@ -15,7 +15,7 @@ from typing import cast
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from vidfit.config import Config, ConfigError
+from vidfit.config import Config, ConfigError, TaskData
 from vidfit.memory._measure import check_budget, largest_fitting_batch
 from vidfit.memory._report import format_bytes, parse_bytes
 from vidfit.memory._step import Precision
@@ -127,7 +127,7 @@ class AutoFit(L.Callback):
         self.result: AutoFitResult | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        datamodule = cast(TaskData, trainer.datamodule)  # type: ignore[attr-defined]
         config = cast(Config, pl_module.config)
         if stage != "fit" or config.data.batch_size != "auto":
             return

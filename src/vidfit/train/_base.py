@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from torch import nn
 
 from vidfit.config import Config
-from vidfit.data._batch import TensorBatch
+from vidfit.data import TensorBatch
 from vidfit.train._guard import GuardedStep, OomGuard
 
 _Batch = TypeVar("_Batch", bound=TensorBatch)
 _Output = TypeVar("_Output")
+_Module = TypeVar("_Module", bound=nn.Module)
+
+# The layout of each weight by its number of dims: 3-D convolutions' (O, I, T, H, W), 2-D ones' (O, I, H, W).
+_CHANNELS_LAST = {5: torch.channels_last_3d, 4: torch.channels_last}
+
+
+def channels_last(module: _Module) -> _Module:
+    """`module` with each 5-D weight and buffer in ``channels_last_3d`` and each 4-D one in ``channels_last``.
+
+    Per tensor, where ``module.to(memory_format=torch.channels_last_3d)`` refuses a model with any 2-D
+    convolution: a task may mix both (frame features, then a temporal model). Others are left as they are.
+    """
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        layout = _CHANNELS_LAST.get(tensor.ndim)
+        if layout is not None and not tensor.is_contiguous(memory_format=layout):
+            tensor.data = tensor.data.contiguous(memory_format=layout)
+    return module
 
 
 class GuardedModule(L.LightningModule):
@@ -24,16 +43,32 @@ class GuardedModule(L.LightningModule):
     Optimization is manual because the guard redoes a batch as micro-batches, which needs control of
     backward; what Lightning would do automatically (accumulation, gradient clipping, stepping the
     schedule, skipping the gradient all-reduce between optimizer steps) is done here the same way.
-    Subclasses set `config`, `guard` and `memory_format` and call `guarded_step` from `training_step`.
+
+    A task's module keeps its model under ``self.model`` (checkpoints hold its weights as ``model.*``, which
+    `vidfit.infer.read_checkpoint` reads), saves the run's config as plain data in the hyper-parameter
+    ``config`` (``self.save_hyperparameters()`` with a ``config: dict`` argument), and calls `guarded_step`
+    from ``training_step``; a module breaking either rule is refused when a run starts.
+
+    Args:
+        config: The run: ``train`` (optimizer, schedule, accumulation, CUDA settings) and ``trainer`` sections.
+        memory_advice: What to change when one sample does not fit even alone (`vidfit.memory.memory_advice`).
     """
 
     config: Config
-    guard: OomGuard
-    memory_format: torch.memory_format = torch.channels_last_3d
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config, *, memory_advice: str) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self.config, self.memory_advice = config, memory_advice
+        self._guard: OomGuard | None = None
+
+    @property
+    def guard(self) -> OomGuard:
+        """The OOM guard over the trained parameters (those `configure_optimizers` trains), made on first use."""
+        if self._guard is None:
+            trained = [p for p in self.parameters() if p.requires_grad]
+            self._guard = OomGuard(trained, advice=self.memory_advice)
+        return self._guard
 
     def guarded_step(
         self,
@@ -75,8 +110,9 @@ class GuardedModule(L.LightningModule):
         return result
 
     def setup(self, stage: str) -> None:
+        self._check_contract()
         # Before the strategy moves the model to its device and wraps it in DDP, so that DDP's gradient
-        # buckets get the channels_last_3d layout; for evaluation too, which runs at the same settings.
+        # buckets get the channels-last layouts; for evaluation too, which runs at the same settings.
         settings = self.config.train
         if self.trainer.strategy.root_device.type != "cuda":
             return
@@ -84,7 +120,18 @@ class GuardedModule(L.LightningModule):
         torch.backends.cudnn.allow_tf32 = settings.tf32
         torch.backends.cudnn.benchmark = settings.cudnn_benchmark
         if settings.channels_last:
-            self.to(memory_format=self.memory_format)
+            channels_last(self)
+
+    def _check_contract(self) -> None:
+        """Refuses a module whose checkpoints `vidfit predict` could not read (no ``model``, no ``config``)."""
+        name = type(self).__name__
+        if not isinstance(getattr(self, "model", None), nn.Module):
+            raise TypeError(f"{name} keeps no model under self.model, where checkpoints and predict find its weights")
+        if not isinstance(self.hparams.get("config"), dict):
+            raise TypeError(
+                f"{name} saves no hyper-parameter 'config' (the run's config as plain data, which predict reads): "
+                "call self.save_hyperparameters() in __init__, with a config: dict argument"
+            )
 
     def on_train_epoch_end(self) -> None:
         self.log("memory/micro_batches", float(self.guard.num_micro_batches))

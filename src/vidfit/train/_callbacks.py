@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 
@@ -162,17 +162,69 @@ class ThroughputReport(L.Callback):
         return fixes
 
 
-class InterruptCheckpoint(OnExceptionCheckpoint):
-    """Lightning's checkpoint on an exception, taken on Ctrl-C only (resumable, so no work is lost) and announced.
+class InterruptCheckpoint(L.Callback):
+    """A resumable checkpoint on Ctrl-C (or SIGTERM), so that no work is lost, announced.
+
+    Not Lightning's `OnExceptionCheckpoint`: a trainer holding one resumes every ``fit`` from ``ckpt_path="last"``
+    unless told otherwise, warning twice about it at each new run.
 
     Args:
         path: The checkpoint file to write.
     """
 
     def __init__(self, *, path: Path) -> None:
-        super().__init__(dirpath=path.parent, filename=path.stem)
+        self.ckpt_path = str(path)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
-            super().on_exception(trainer, module, exception)
+            trainer.save_checkpoint(self.ckpt_path)
             rank_zero_info(f"interrupted: resumable checkpoint saved to {self.ckpt_path}")
+
+
+class ReportedEarlyStopping(EarlyStopping):
+    """Lightning's early stopping, saying when it stops training: the metric, its best value and epoch, the patience.
+
+    Lightning stops silently (its reason is logged at the debug level only), which reads as a run that ended
+    before ``trainer.max_epochs`` for no reason.
+    """
+
+    def __init__(self, *, monitor: str, mode: str, patience: int) -> None:
+        super().__init__(monitor=monitor, mode=mode, patience=patience)
+        self.best_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        before = (self.best_score.clone(), self.stopping_reason_message)
+        super().on_validation_end(trainer, module)  # checks here, or at the epoch's end (Lightning decides)
+        self._after_check(trainer, *before)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        before = (self.best_score.clone(), self.stopping_reason_message)
+        super().on_train_epoch_end(trainer, module)
+        self._after_check(trainer, *before)
+
+    def _after_check(self, trainer: L.Trainer, best_before: torch.Tensor, reason_before: str | None) -> None:
+        if not torch.equal(self.best_score.cpu(), best_before.cpu()):
+            self.best_epoch = trainer.current_epoch
+        if self.stopping_reason_message is None or self.stopping_reason_message == reason_before:
+            return  # no stop decided by this check
+        if self.wait_count < self.patience:  # another reason (a metric gone NaN): Lightning's own words
+            rank_zero_info(f"early stopping: {self.stopping_reason_message}")
+            return
+        rank_zero_info(
+            f"early stopping after epoch {trainer.current_epoch}: {self.monitor} has not improved in "
+            f"{self.wait_count} validation{'s' if self.wait_count != 1 else ''} "
+            f"(train.early_stopping_patience={self.patience}); best {self.monitor} {float(self.best_score):.4f} "
+            f"at epoch {self.best_epoch}"
+        )
+
+    @property
+    def state_key(self) -> str:
+        # Lightning's EarlyStopping's key: checkpoints saved with it resume with their count of epochs waited.
+        return "EarlyStopping" + repr({"monitor": self.monitor, "mode": self.mode})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_epoch = state_dict.get("best_epoch")

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vidfit.config import Config
+from vidfit.config import Config, config_from_dict
 from vidfit.memory._measure import check_budget
 from vidfit.memory._plan import PlanRow, plan_verdict, recommend, render_table, write_plan
 from vidfit.memory._report import format_bytes, parse_bytes
 from vidfit.memory._step import Precision
-from vidfit.train._plan_grid import check_counts, check_precisions, check_switches
+from vidfit.train._plan_grid import check_counts, check_precisions, check_switches, variant_name
 from vidfit.train._plan_step import PlanStep, task_plan_step
 
 
@@ -76,6 +76,7 @@ def plan_memory(
     measure: bool | None = None,
     num_views: int | None = None,
     num_classes: int | None = None,
+    variants: Sequence[Sequence[str]] | None = None,
 ) -> PlanResult:
     """Measures or estimates a training step's peak memory for every configuration of a grid.
 
@@ -93,8 +94,12 @@ def plan_memory(
             is available. Measured steps are capped at the budget, so going over it is an ``"oom"`` row.
         num_views: Camera views; by default ``data.views`` or the manifest's first video's.
         num_classes: Classes; by default the manifest's labels.
+        variants: Sets of ``section.key=value`` changes to plan besides the config as it is (``--vary``), e.g.
+            ``[("model.freeze=first:8",), ("model.lora={rank: 16}", "train.token_drop=0.5")]``; each gets the
+            whole grid, its rows named by its changes (`PlanRow.variant`).
 
     Raises:
+        ConfigError: A variant whose changes make a config that does not load.
         ValueError: A bad axis value, budget or count, a budget above the GPU's memory, ``measure=True``
             without a GPU, or a manifest that cannot be read while views, classes or the native frame size
             (``data.image_size`` unset) are needed from it.
@@ -106,28 +111,17 @@ def plan_memory(
         raise ValueError(f"num_views={num_views} must be >= 1")
     measured = _resolve_measure(measure, budget, budget_bytes)
     views = None if num_views is None else tuple(f"view{index}" for index in range(num_views))
-    step = task_plan_step(config, views=views, num_classes=num_classes)
-    axes = _Axes(
-        frames=check_counts("frames", frames, config.data.num_frames),
-        batch=check_counts("batch", batch, _configured_batch(config)),
-        precision=check_precisions(precision, config.trainer.precision),
-        checkpointing=check_switches(checkpointing, step.checkpointing),
-    )
-    inputs = step.inputs
     rows: list[PlanRow] = []
-    for num_frames, batch_size, row_precision, ckpt in itertools.product(*axes.values()):
-        rows.append(
-            _row(
-                step,
-                rows,
-                measured=measured,
-                budget_bytes=budget_bytes,
-                num_frames=num_frames,
-                batch_size=batch_size,
-                precision=row_precision,
-                checkpointing=ckpt,
-            )
-        )
+    first: tuple[PlanStep, _Axes] | None = None
+    for changes in [(), *(tuple(changes) for changes in variants or ())]:
+        planned = config_from_dict(config.to_dict(), source="--vary", overrides=changes) if changes else config
+        step = task_plan_step(planned, views=views, num_classes=num_classes)
+        axes = _axes(planned, step, frames=frames, batch=batch, precision=precision, checkpointing=checkpointing)
+        first = first or (step, axes)
+        rows += _variant_rows(step, axes, variant_name(changes), measured=measured, budget_bytes=budget_bytes)
+    assert first is not None
+    step, axes = first
+    inputs = step.inputs  # the config's own frame size heads the plan
     advice = _advice(axes, step, budget_bytes) if all(row.verdict == "oom" for row in rows) else None
     return PlanResult(
         rows=tuple(rows),
@@ -138,6 +132,36 @@ def plan_memory(
         recommendation=recommend(rows),
         advice=advice,
     )
+
+
+def _axes(
+    config: Config,
+    step: PlanStep,
+    *,
+    frames: Sequence[int] | None,
+    batch: Sequence[int] | None,
+    precision: Sequence[str] | None,
+    checkpointing: Sequence[bool] | None,
+) -> _Axes:
+    """The grid's axes, each defaulting to the config's value."""
+    return _Axes(
+        frames=check_counts("frames", frames, config.data.num_frames),
+        batch=check_counts("batch", batch, _configured_batch(config)),
+        precision=check_precisions(precision, config.trainer.precision),
+        checkpointing=check_switches(checkpointing, step.checkpointing),
+    )
+
+
+def _variant_rows(step: PlanStep, axes: _Axes, variant: str, *, measured: bool, budget_bytes: int) -> list[PlanRow]:
+    """The rows of one variant: every configuration of the grid, in order."""
+    rows: list[PlanRow] = []
+    for num_frames, batch_size, precision, checkpointing in itertools.product(*axes.values()):
+        row = _row(
+            step, rows, measured=measured, budget_bytes=budget_bytes, num_frames=num_frames,
+            batch_size=batch_size, precision=precision, checkpointing=checkpointing,
+        )  # fmt: skip
+        rows.append(replace(row, variant=variant))
+    return rows
 
 
 def _row(

@@ -1,7 +1,9 @@
 """The axes of a memory plan: comma-separated command-line lists, parsed and checked against the config.
 
 Messages name each axis by its command-line option (``--frames``, ``--batch``, ``--precision``,
-``--checkpointing``), which is also its keyword in `plan_memory`.
+``--checkpointing``, ``--vary``), which is also its keyword in `plan_memory` (``variants`` for ``--vary``).
+A variant is a set of config changes planned beside the config as it is: ``--vary 'model.freeze=first:8'``,
+``--vary 'model.lora={rank: 16} + train.token_drop=0.5'`` (changes of one variant joined by `` + ``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class PlanGrid:
     batch: list[int] | None = None
     precision: list[str] | None = None
     checkpointing: list[bool] | None = None
+    variants: list[tuple[str, ...]] | None = None
 
 
 def parse_grid(
@@ -37,6 +40,7 @@ def parse_grid(
     batch: str | None = None,
     precision: str | None = None,
     checkpointing: str | None = None,
+    vary: Sequence[str] | None = None,
 ) -> PlanGrid:
     """Parses comma-separated axes: ``"30,40,60"``, ``"8,12,16"``, ``"32,16-mixed"``, ``"off,on"``.
 
@@ -48,7 +52,26 @@ def parse_grid(
         batch=_parse_list("batch", batch, lambda item: _parse_count("batch", item)),
         precision=_parse_list("precision", precision, _parse_precision),
         checkpointing=_parse_list("checkpointing", checkpointing, _parse_switch),
+        variants=None if not vary else [parse_variant(text) for text in vary],
     )
+
+
+def parse_variant(text: str) -> tuple[str, ...]:
+    """The ``section.key=value`` changes of one ``--vary`` text, joined by `` + ``."""
+    changes = tuple(change.strip() for change in text.split(" + "))
+    for change in changes:
+        key, equals, value = change.partition("=")
+        if not equals or "." not in key or not value.strip():
+            raise ValueError(
+                f"--vary {text!r}: {change!r} is not section.key=value; e.g. --vary 'model.lora={{rank: 16}} + "
+                "train.token_drop=0.5'"
+            )
+    return changes
+
+
+def variant_name(changes: Sequence[str]) -> str:
+    """How a plan row names its variant: its changes joined by `` + ``."""
+    return " + ".join(changes)
 
 
 def _parse_list(name: str, text: str | None, parse: Callable[[str], _T]) -> list[_T] | None:

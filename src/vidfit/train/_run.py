@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LambdaCallback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
-from vidfit.config import Config, resolve_precision, save_config
-from vidfit.infer import read_checkpoint
+from vidfit.config import Config, TaskData, resolve_precision, save_config
+from vidfit.infer import check_weights, read_checkpoint
 from vidfit.train._autofit import AutoFit
-from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ThroughputReport
+from vidfit.train._callbacks import InterruptCheckpoint, MemoryMonitor, ReportedEarlyStopping, ThroughputReport
+from vidfit.train._preflight import check_fits_machine
 from vidfit.train._runs import ResumableCSVLogger, claim_run_dir
 
 # Written on Ctrl-C; resume with `vidfit fit --checkpoint <run>/checkpoints/interrupted.ckpt`.
 INTERRUPT_CHECKPOINT = "interrupted.ckpt"
+
+
+class _NoServiceTips(logging.Filter):
+    """Drops Lightning's tips to install its cloud services (litlogger, litmodels), said at every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoServiceTips())
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,8 @@ def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool)
             _config_saver(config, run_dir / "config.yaml", autofit=autofit),
         ]  # fmt: skip
         if train.early_stopping_patience is not None:
-            callbacks.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.early_stopping_patience))
+            patience = train.early_stopping_patience
+            callbacks.append(ReportedEarlyStopping(monitor=train.monitor, mode=mode, patience=patience))
     optional = {k: v for k, v in asdict(trainer).items() if k.startswith("limit_") or k == "val_check_interval"}
     return L.Trainer(
         accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
@@ -81,6 +95,13 @@ def _trainer(config: Config, *, run_dir: Path | None, loggers: list[Any] | bool)
         logger=loggers, callbacks=callbacks, default_root_dir=config.experiment.output_dir,
         **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
+
+
+def trainable_parameters(module: L.LightningModule) -> str:
+    """``trainable parameters: N of M (p%)``: what frozen layers or LoRA leave to train."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f}%)"
 
 
 def _config_saver(config: Config, path: Path, *, autofit: AutoFit | None) -> L.Callback:
@@ -115,13 +136,17 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
     # Read whole: a bad file fails here, before any work, and the loop state gives the step to resume at.
     resume = read_checkpoint(resume_from, key="--checkpoint") if resume_from is not None else None
     data, module = _data_and_module(config, checkpoint=resume_from, load=False)
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        logging.getLogger("vidfit").info(trainable_parameters(module))
+    if resume is not None:  # before Lightning's load, whose refusal is a dump of every key
+        check_weights(module.get_submodule("model"), resume, key="--checkpoint")
     data.check("fit")
+    check_fits_machine(config)  # a clip too large for the machine is refused before a run folder exists
     run_dir = _resumed_run(resume.path) if resume is not None else None
     run_dir = run_dir or claim_run_dir(config.experiment.output_dir, config.experiment.name)
     where: dict[str, Any] = {"name": config.experiment.name, "version": run_dir.name}
     tensorboard = TensorBoardLogger(config.experiment.output_dir, **where)
-    step = resume.global_step if resume is not None else None
-    csv = ResumableCSVLogger(config.experiment.output_dir, **where, resume_step=step)
+    csv = ResumableCSVLogger(config.experiment.output_dir, **where, resuming=resume is not None)
     trainer = _trainer(config, run_dir=run_dir, loggers=[tensorboard, csv])
     with warnings.catch_warnings():
         # Both loggers share the run folder on purpose; the CSV logger's "not empty" warning is about the other.
@@ -129,7 +154,9 @@ def fit(config: Config, *, resume_from: str | os.PathLike[str] | None = None) ->
         # A task module augments on the device in this hook on purpose; its data module has none to override.
         warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule`")
         checkpoint = resume.path if resume is not None else None
-        _interruptible(lambda: trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True))
+        _interruptible(
+            lambda: trainer.fit(module, datamodule=_lightning(data), ckpt_path=checkpoint, weights_only=True)
+        )
     best, last = (callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint))
     if resume is not None and last.best_model_path:
         _retire_interrupt_checkpoint(resume.path, last=Path(last.best_model_path))
@@ -189,18 +216,31 @@ def test(config: Config, *, checkpoint: str | os.PathLike[str]) -> dict[str, flo
     return _evaluate(config, checkpoint, "test")
 
 
-def _evaluate(config: Config, checkpoint: str | os.PathLike[str], stage: str) -> dict[str, float]:
+def _evaluate(
+    config: Config, checkpoint: str | os.PathLike[str], stage: Literal["validate", "test"]
+) -> dict[str, float]:
     data, module = _data_and_module(config, checkpoint=checkpoint, load=True)
     data.check(stage)
     trainer = _trainer(config, run_dir=None, loggers=False)
     run = trainer.validate if stage == "validate" else trainer.test
-    results = run(module, datamodule=data, verbose=False)
+    results = run(module, datamodule=_lightning(data), verbose=False)
     return {k: float(v) for k, v in results[0].items()}
 
 
 def _data_and_module(
     config: Config, *, checkpoint: str | os.PathLike[str] | None, load: bool
-) -> tuple[Any, L.LightningModule]:
-    """The task's data module (with ``check(stage)``) and module: new, resumed (checked) or loaded from `checkpoint`."""
-    data, module = config.task.data_and_module(config, checkpoint=checkpoint, load=load)
+) -> tuple[TaskData, L.LightningModule]:
+    """The task's data module (a LightningDataModule) and module: new, resumed (checked) or loaded from `checkpoint`."""
+    spec = config.task
+    data, module = spec.data_and_module(config, checkpoint=checkpoint, load=load)
+    if not isinstance(data, L.LightningDataModule) or not isinstance(module, L.LightningModule):
+        raise TypeError(
+            f"task {spec.name!r}: data_and_module must give a LightningDataModule and a LightningModule, gave "
+            f"{type(data).__name__} and {type(module).__name__}"
+        )
     return data, module
+
+
+def _lightning(data: TaskData) -> L.LightningDataModule:
+    """The data module as the Trainer takes it (`_data_and_module` checked that it is one)."""
+    return cast(L.LightningDataModule, data)

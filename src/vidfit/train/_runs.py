@@ -9,10 +9,13 @@ environment, and torchrun's ranks read the claim rank 0 leaves under the job's i
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
@@ -70,14 +73,17 @@ def _environment_rank(name: str) -> int:
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer that keeps the rows of an earlier session up to `keep_until_step`.
+    """Lightning's CSV writer that continues the ``metrics.csv`` of the run's earlier sessions.
 
     Lightning's writer deletes ``metrics.csv`` when its folder is not empty; a resumed run keeps the
-    history instead, minus the rows logged after the checkpoint it resumes from (logged again now).
+    history instead. The rows an earlier session logged after the checkpoint this one resumes from are
+    logged again now: they are cut when this session saves its first rows, from the step of the first.
+    The loggers' step counts batches, as the history's does; a checkpoint's ``global_step`` counts
+    optimizer steps, fewer when gradients accumulate, so it cannot say where the history ends.
     """
 
-    def __init__(self, log_dir: str, *, keep_until_step: int) -> None:
-        self._keep_until_step = keep_until_step
+    def __init__(self, log_dir: str) -> None:
+        self._history: tuple[list[str], list[dict[str, str]]] | None = None
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
@@ -86,16 +92,25 @@ class _AppendingWriter(ExperimentWriter):
             return
         with path.open(newline="", encoding="utf-8") as file:
             reader = csv.DictReader(file)
-            header, rows = list(reader.fieldnames or []), list(reader)
-        kept = [row for row in rows if _step(row) <= self._keep_until_step]
-        with path.open("w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, fieldnames=header)
+            # Columns in Lightning's order (sorted), which the rows appended to this file follow.
+            self.metrics_keys = sorted(reader.fieldnames or [])
+            self._history = (self.metrics_keys, list(reader))
+
+    def save(self) -> None:
+        if self._history is not None and self.metrics:
+            header, rows = self._history
+            first = min(_step(metrics) for metrics in self.metrics)
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=header)
             writer.writeheader()
-            writer.writerows(kept)
-        self.metrics_keys = sorted(header)
+            writer.writerows(row for row in rows if _step(row) < first)
+            # Whole or not at all: an interrupted rewrite must not lose the history.
+            write_text_atomic(self.metrics_file_path, buffer.getvalue())
+            self._history = None
+        super().save()
 
 
-def _step(row: dict[str, str]) -> int:
+def _step(row: Mapping[str, Any]) -> int:
     try:
         return int(float(row.get("step") or 0))
     except ValueError:
@@ -103,18 +118,18 @@ def _step(row: dict[str, str]) -> int:
 
 
 class ResumableCSVLogger(CSVLogger):
-    """`CSVLogger` that appends to the run's ``metrics.csv`` when resuming from step `resume_step`."""
+    """`CSVLogger` that continues the run's ``metrics.csv`` when `resuming` (see `_AppendingWriter`)."""
 
-    def __init__(self, save_dir: str, *, name: str, version: str, resume_step: int | None) -> None:
+    def __init__(self, save_dir: str, *, name: str, version: str, resuming: bool) -> None:
         super().__init__(save_dir, name=name, version=version)
-        self._resume_step = resume_step
+        self._resuming = resuming
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
-            if self._resume_step is None:
+            if not self._resuming:
                 return super().experiment
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(self.log_dir, keep_until_step=self._resume_step)
+            self._experiment = _AppendingWriter(self.log_dir)
         return self._experiment  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from vidfit.apps import predict
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
 from vidfit.data import Segment, Timeline, load_manifest, save_manifest
-from vidfit.infer import VideoPrediction
+from vidfit.infer import EvaluationMetrics, VideoPrediction
 from vidfit.infer._windows import Window
 from vidfit.io import VideoReader, write_video
 from vidfit.tasks.action import _predict as predict_module
@@ -77,7 +77,7 @@ def test_a_multi_view_model_refuses_single_files_with_exit_code_1(
     code = main(["predict", str(video), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "p.json")])
     assert code == 1
     assert "give a manifest that names each view's file" in capsys.readouterr().err
-    assert json.loads((tmp_path / "p.json").read_text())["results"] == {}
+    assert sorted(tmp_path.iterdir()) == []  # nothing could be predicted: nothing is written
 
 
 def test_a_single_view_model_predicts_files_and_folders(tiny_manifest: Path, tmp_path: Path) -> None:
@@ -162,6 +162,32 @@ def test_views_are_matched_by_time_and_a_video_that_fails_fails_alone(
     assert written == dict(zip(written, expected, strict=True))  # the extra frame is never matched: same input
 
 
+def test_a_run_that_predicts_nothing_leaves_the_earlier_results_as_they_were(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "p.json"
+    good = predict(tiny_checkpoint, [tiny_manifest], out=out, split="val", progress=False)
+    assert len(good.predictions) == 4 and good.written
+    before = {path.name: path.read_bytes() for path in out.parent.iterdir()}
+    # Every video's second view unreadable (a mount gone, a bad copy): every video fails.
+    ids = [v.id for v in load_manifest(tiny_manifest).videos]
+
+    def garbage(folder: Path) -> dict[str, Path]:
+        (folder / "garbage.mp4").write_bytes(b"not a video" * 100)
+        return {"left": folder / "garbage.mp4"}
+
+    broken = _edited_manifest(tiny_manifest, tmp_path / "data", dict.fromkeys(ids, garbage))
+    arguments = ["predict", str(broken), "--split", "val", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
+    assert main(arguments) == 1
+    assert {path.name: path.read_bytes() for path in out.parent.iterdir()} == before  # no temp file either
+    captured = capsys.readouterr()
+    assert f"no video could be predicted: {out} and {out.with_suffix('.csv')} not written" in captured.out
+    assert captured.err.count("failed: ") == 4
+    # A shard that predicts nothing writes no output and no record: `merge` asks for it to be run again.
+    assert main([*arguments, "--shard", "0/2"]) == 1
+    assert {path.name: path.read_bytes() for path in out.parent.iterdir()} == before
+
+
 def _upsized(frames: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.interpolate(frames.float(), size=(48, 48)).to(torch.uint8)
 
@@ -217,18 +243,18 @@ def _prediction(frame_labels: list[int], fps: float) -> VideoPrediction:
     )  # fmt: skip
 
 
-def test_frame_accuracy_and_segment_f1_by_hand() -> None:
+def test_figures_by_hand_from_timelines_in_seconds_and_frames(tmp_path: Path) -> None:
     labels = ("a", "b")
     jobs = [
         # Truth a a | b b b b (seconds at 1 fps), predicted a a a | b b b: 5 of 6 frames right; both
-        # predicted segments overlap their true one by IoU 2/3 and 3/4 >= 0.5: F1 1.
-        predict_module._Job("v1", {}, Timeline("seconds", (Segment(0, 2, "a"), Segment(2, 6, "b")))),
+        # predicted segments overlap their true one by IoU 2/3 and 3/4 >= 0.5: F1 1. Its video label b: wrong.
+        predict_module._Job("v1", {}, Timeline("seconds", (Segment(0, 2, "a"), Segment(2, 6, "b"))), label="b"),
         # Truth a | b b | unlabelled (frames), predicted b b b b: 2 of 3 labelled frames right; the one
         # predicted segment [0, 4) matches the true b [1, 3) at IoU 2/4 = 0.5, not a [0, 1): F1 2/(1 + 2).
-        predict_module._Job("v2", {}, Timeline("frames", (Segment(0, 1, "a"), Segment(1, 3, "b")))),
+        predict_module._Job("v2", {}, Timeline("frames", (Segment(0, 1, "a"), Segment(1, 3, "b"))), label="b"),
         # A timeline that labels none of the video's frames has nothing to detect: left out, not scored 0.
         predict_module._Job("v3", {}, Timeline("seconds", (Segment(100, 200, "a"),))),
-        predict_module._Job("v4", {}),  # no timeline
+        predict_module._Job("v4", {}),  # no timeline, no label: not scored
     ]
     predictions = {
         "v1": _prediction([0, 0, 0, 1, 1, 1], fps=1.0),
@@ -236,12 +262,23 @@ def test_frame_accuracy_and_segment_f1_by_hand() -> None:
         "v3": _prediction([0, 1], fps=1.0),
         "v4": _prediction([0, 1], fps=1.0),
     }
-    accuracy, f1, detection = predict_module._scores(predictions, jobs, labels)
-    assert accuracy == pytest.approx((5 + 2) / (6 + 3))
-    assert f1 == pytest.approx((1.0 + 2 / 3) / 2)
+
+    def figures(jobs: list[predict_module._Job]) -> EvaluationMetrics | None:
+        paths = (tmp_path / "p.json", tmp_path / "p.csv")
+        found = {job.video_id: predictions[job.video_id] for job in jobs}
+        _, summary = predict_module._write_results([(found, {})], jobs=jobs, paths=paths, labels=labels, per_frame=True)
+        assert summary.metrics is None or isinstance(summary.metrics, EvaluationMetrics)
+        return summary.metrics
+
+    metrics = figures(jobs)
+    assert metrics is not None and metrics.frame_accuracy == pytest.approx((5 + 2) / (6 + 3))
+    assert metrics.segment_f1 == pytest.approx((1.0 + 2 / 3) / 2)
     # At tIoU 0.3: a's one prediction finds one of its two true segments (AP 0.5), b's two find both (AP 1).
-    assert detection is not None and detection.map_per_tiou[0] == pytest.approx((0.5 + 1.0) / 2)
-    assert predict_module._scores({"v3": predictions["v3"]}, jobs, labels) == (None, None, None)
+    assert metrics.detection is not None and metrics.detection.map_per_tiou[0] == pytest.approx((0.5 + 1.0) / 2)
+    # v1's tied video scores go to a (wrong), v2's to b (right): top-1 over the two labelled videos.
+    assert (metrics.num_videos, metrics.num_labelled_videos, metrics.top1) == (3, 2, 0.5)
+    nothing = figures(jobs[2:])
+    assert nothing is not None and nothing.report_lines() == [] and nothing.frame_accuracy is None
 
 
 def test_the_output_place_is_checked_before_any_video_is_predicted(
@@ -277,4 +314,18 @@ def test_json_and_csv_are_written_together_or_not_at_all(
         predict(tiny_checkpoint, [tiny_manifest], out=out, progress=False)  # all splits: a different JSON
     monkeypatch.undo()
     assert (out.read_bytes(), out.with_suffix(".csv").read_bytes()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.html", "p.json"]  # and the first run's report
+
+
+def test_a_label_the_model_lacks_is_refused_before_any_work(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    manifest = load_manifest(tiny_manifest)
+    first = dataclasses.replace(manifest.videos[0], label="swim")
+    other = dataclasses.replace(manifest, labels=(*manifest.labels, "swim"), videos=(first, *manifest.videos[1:]))
+    path = save_manifest(dataclasses.replace(other, root=tiny_manifest.parent), tmp_path / "other.yaml")
+    with pytest.raises(
+        ConfigError, match=r"video 'vid_000' is labelled \['swim'\], which are not classes of the model"
+    ):
+        predict(tiny_checkpoint, [path], out=tmp_path / "p.json", progress=False)
+    assert not (tmp_path / "p.json").exists()

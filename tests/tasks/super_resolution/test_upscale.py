@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 
 from tests.conftest import MakeVideo, tiny_overrides
@@ -49,7 +56,7 @@ def test_chunk_length_comes_from_train_chunk_infer_size(
         upscale(sr_checkpoint, [source], overrides=["train.chunk_infer_size=2"], progress=False)
 
 
-def test_odd_sizes_need_the_rgb_codec_and_audio_is_said_to_be_dropped(
+def test_odd_sizes_need_the_rgb_codec(
     sr_checkpoint: Path, make_video: MakeVideo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, _ = make_video("odd.mkv", num_frames=4, height=7, width=9)
@@ -59,7 +66,88 @@ def test_odd_sizes_need_the_rgb_codec_and_audio_is_said_to_be_dropped(
     assert main([*command, "--codec", "libx264rgb"]) == 0
     meta = probe(tmp_path / "x.mp4")
     assert (meta.width, meta.height, meta.num_frames) == (27, 21, 4)
-    assert "audio is not copied" in capsys.readouterr().out
+    assert "audio is not copied" not in capsys.readouterr().out  # the input has none
+
+
+def _with_audio(path: Path, *, num_frames: int = 4) -> Path:
+    """An 8x8 H.264 video with an AAC track beside it."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 8, 8, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        for _ in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), dtype=np.uint8), format="rgb24")
+            container.mux(video.encode(frame))
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        sound.sample_rate = 16000
+        container.mux(audio.encode(sound))
+        container.mux(video.encode())
+        container.mux(audio.encode())
+    return path
+
+
+def test_audio_is_said_to_be_dropped_only_when_there_is_some(
+    sr_checkpoint: Path, make_video: MakeVideo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent, _ = make_video("silent.mp4", num_frames=4, height=8, width=8, codec="libx264", crf=None)
+    loud = _with_audio(tmp_path / "loud.mp4")
+    command = ["predict", "--checkpoint", str(sr_checkpoint), str(silent)]
+    assert main([*command, "--out", str(tmp_path / "a")]) == 0
+    assert "audio is not copied" not in capsys.readouterr().out
+    assert main([*command, str(loud), "--out", str(tmp_path / "b")]) == 0
+    assert "audio is not copied: 1 of the 2 inputs had audio" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layout", ["a folder at one output", "a file as the output folder"])
+def test_the_output_place_is_checked_before_any_video_is_upscaled(
+    sr_checkpoint: Path, make_video: MakeVideo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], layout: str,
+) -> None:  # fmt: skip
+    first, _ = make_video("a.mp4", num_frames=3, height=8, width=8, codec="libx264", crf=None)
+    second, _ = make_video("b.mp4", num_frames=3, height=8, width=8, codec="libx264", crf=None)
+    out = tmp_path / "out"
+    if layout == "a folder at one output":
+        (out / "b.mp4").mkdir(parents=True)
+    else:
+        out.write_text("a file where the output folder should be\n")
+    upscaled: list[Any] = []
+    monkeypatch.setattr(upscale_module, "upscale_video", lambda *args, **kwargs: upscaled.append(args))
+    code = main(["predict", "--checkpoint", str(sr_checkpoint), str(first), str(second), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and not upscaled, err
+    assert ("b.mp4: is a folder" if layout == "a folder at one output" else "out: is not a folder") in err, err
+
+
+_UPSCALE = """
+import sys
+from vidfit.cli import main
+sys.exit(main(["predict", "--checkpoint", sys.argv[1], sys.argv[2], "--out", sys.argv[3], "--codec", "libx264rgb"]))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch
+def test_sigterm_while_upscaling_leaves_no_temp_file(
+    sr_checkpoint: Path, make_video: MakeVideo, tmp_path: Path
+) -> None:
+    source, _ = make_video("long.mkv", num_frames=600, height=64, width=64)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _UPSCALE, str(sr_checkpoint), str(source), str(out / "long.mp4")],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".*tmp*")):
+            assert process.poll() is None and time.monotonic() < deadline, "upscaling never started"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert err.rstrip().splitlines()[-1] == "stopped by SIGTERM", err
+    assert list(out.iterdir()) == [], "a temp file or a partial video was left"
 
 
 def test_inputs_written_to_one_file_are_refused_before_any_work(sr_checkpoint: Path, tmp_path: Path) -> None:
@@ -86,3 +174,19 @@ def test_a_video_that_fails_fails_alone(sr_checkpoint: Path, make_video: MakeVid
     assert list(run.outputs) == [str(good)] and run.outputs[str(good)].path == tmp_path / "out" / "good.mp4"
     assert list(run.failures) == [str(empty), str(bad)]
     assert run.failures[str(bad)].startswith("VideoDecodeError: ") and "bad.mp4" in run.failures[str(bad)]
+
+
+def test_a_clip_range_is_refused_for_its_video_alone(
+    sr_checkpoint: Path, make_video: MakeVideo, tmp_path: Path
+) -> None:
+    for name in ("whole", "cut"):
+        make_video(f"{name}.mp4", num_frames=4, height=8, width=8, codec="libx264", crf=None)
+    videos = [
+        {"id": "whole", "views": {"front": "whole.mp4"}},
+        {"id": "cut", "views": {"front": "cut.mp4"}, "end": 0.1},
+    ]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"labels": [], "root": ".", "videos": videos}), encoding="utf-8")
+    run = upscale(sr_checkpoint, [manifest], out=tmp_path / "up", progress=False)
+    assert list(run.failures) == ["cut"] and "clip range (start/end) would be ignored" in run.failures["cut"]
+    assert (tmp_path / "up" / "whole" / "front.mp4").is_file() and not (tmp_path / "up" / "cut").exists()

@@ -1,12 +1,14 @@
 """Action recognition: clip and per-frame classification of long multi-view videos (``experiment.task: action``)."""
 
 from vidfit.config import TaskSpec, register_task
+from vidfit.models import BACKBONE_ALIASES
 from vidfit.tasks.action._config import (
     MONITORS,
     ActionDataConfig,
     ActionModelConfig,
     ActionTrainConfig,
     action_problems,
+    keypoints_by_default,
 )
 from vidfit.tasks.action._datamodule import VideoDataModule
 from vidfit.tasks.action._module import VideoClassificationModule
@@ -22,6 +24,8 @@ TASK = register_task(
         train_section=ActionTrainConfig,
         monitors=MONITORS,
         path_keys=(("model", "pretrained_path"),),
+        defaults={("data", "load_kpt"): keypoints_by_default},
+        value_aliases={("model", "backbone"): dict(BACKBONE_ALIASES)},
         problems=action_problems,
         data_and_module=data_and_module,
         predict=predict,

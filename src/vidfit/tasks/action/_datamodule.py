@@ -1,75 +1,110 @@
-"""The LightningDataModule: clip datasets for training, whole chunks for evaluation."""
+"""The LightningDataModule: clip datasets for training, whole videos (as `predict` reads them) for evaluation."""
 
 from __future__ import annotations
 
-import functools
-from collections import Counter
 from typing import Any, Literal
 
-import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from vidfit.config import ConfigError
-from vidfit.data import VideoDataset
+from vidfit.config import ConfigError, Stage
+from vidfit.data import VideoDataset, make_loader
 from vidfit.tasks.action._config import ActionConfig
-from vidfit.train._loaders import STAGE_SPLITS, check_splits, load_training_manifest, require_split, sharded_loader
+from vidfit.tasks.action._evaluation import monitor_problem
+from vidfit.tasks.action._multilabel import check_manifest_agrees, class_thresholds
+from vidfit.tasks.action._predict import _Job, job_from_entry
+from vidfit.train import DatasetMode, TaskDataModule
+
+# `VideoDataset`'s mode of each: clips sampled inside chunks for training, whole chunks for evaluation.
+_DATASET_MODES: dict[DatasetMode, Literal["clip", "chunk"]] = {"train": "clip", "evaluate": "chunk"}
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(TaskDataModule[VideoDataset]):
     """Builds `VideoDataset`s for each split from the config's `data` section.
 
-    Training draws `num_frames`-frame clips inside chunks of at most `max_video_frames`; evaluation
-    takes whole chunks (one per batch, since chunks differ in length), which the module runs
-    through chunked inference when they are longer than `train.chunk_infer_size`.
+    Training draws `num_frames`-frame clips inside chunks of at most `max_video_frames`. Evaluation takes
+    whole videos, one per batch, which the module streams through the predictor `predict` uses; the split's
+    chunk index is still built, to check its videos and leave out those ``data.on_error: skip`` skips.
     """
 
+    config: ActionConfig
+
     def __init__(self, config: ActionConfig) -> None:
-        super().__init__()
-        self.config = config
-        manifest = load_training_manifest(config.data)
-        self.label_names: list[str] = list(manifest.labels)
-        first = manifest.videos[0].views if manifest.videos else {}
-        self.views: list[str] = list(config.data.views or first)
-        self._split_counts = Counter(video.split for video in manifest.videos)
-        # Training clips per batch; `AutoFit` sets it when the config says `data.batch_size: auto`.
-        self.batch_size: int | None = None if config.data.batch_size == "auto" else config.data.batch_size
-        self._datasets: dict[str, VideoDataset] = {}
+        super().__init__(config)
+        check_manifest_agrees(config, self.manifest)
+        class_thresholds(config.model.thresholds, self.manifest.labels)  # one per class, or one for all
+        self._entries = self.manifest.videos
+        # The frame head learns only from timelines: checkpoints record whether the training split had any.
+        self.frame_labels = any(v.timeline is not None for v in self._entries if v.split == config.data.train_split)
 
-    def _dataset(self, split: str, mode: Literal["clip", "chunk"]) -> VideoDataset:
-        if split not in self._datasets:
-            data = self.config.data
-            require_split(data, split_counts=self._split_counts, split=split)
-            self._datasets[split] = VideoDataset(
-                data.dataset_config(split=split, mode=mode, views=tuple(self.views), seed=self.config.experiment.seed)
+    def build_dataset(self, split: str, mode: DatasetMode) -> VideoDataset:
+        settings = {"views": tuple(self.views), "seed": self.config.experiment.seed}
+        return VideoDataset(
+            self.config.data.dataset_config(
+                split=split, mode=_DATASET_MODES[mode], multi_label=self.config.model.multi_label, **settings
             )
-        return self._datasets[split]
-
-    def _loader(self, dataset: VideoDataset, *, train: bool) -> DataLoader[Any]:
-        # Evaluation takes whole chunks, which differ in length: one per batch, whatever data.batch_size says.
-        batch_size = self.batch_size if train else 1
-        if batch_size is None:
-            raise ConfigError("data.batch_size: auto is only resolved inside `vidfit.train.fit` (its AutoFit callback)")
-        return sharded_loader(dataset, self.config, self.trainer, batch_size=batch_size, train=train)
-
-    def check(self, stage: str) -> None:
-        """Builds the datasets `stage` reads (``fit``: train and val), raising once with every problem found."""
-        modes = {"train_split": "clip", "val_split": "chunk", "test_split": "chunk"}
-        check_splits(
-            [
-                functools.partial(self._dataset, getattr(self.config.data, key), modes[key])  # type: ignore[arg-type]
-                for key in STAGE_SPLITS[stage]
-            ]
         )
 
-    def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self._dataset(self.config.data.train_split, "clip"), train=True)
+    def _evaluation_loader(self, split: str) -> DataLoader[Any]:
+        """The split's usable videos in manifest order, one per batch; under DDP this rank's share of them."""
+        indexed = self.dataset(split, "evaluate").index.videos
+        jobs = [job_from_entry(entry) for entry in self._entries if entry.split == split and entry.id in indexed]
+        trainer = self.trainer
+        world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return make_loader(
+            _Videos(jobs), batch_size=1, shuffle=False, num_workers=0, seed=self.config.experiment.seed,
+            pin_memory=False, num_replicas=world_size, rank=rank, collate_fn=EvaluationBatch,
+        )  # fmt: skip
+
+    def keypoint_shape(self) -> tuple[int, int]:
+        """(K, D) of the keypoints: of the training split, else the first split with videos (its dataset is kept)."""
+        data = self.config.data
+        splits: list[tuple[str, DatasetMode]] = [
+            (data.train_split, "train"), (data.val_split, "evaluate"), (data.test_split, "evaluate")
+        ]  # fmt: skip
+        split, mode = next(((s, m) for s, m in splits if self.split_counts[s]), splits[0])
+        return self.dataset(split, mode).keypoint_shape
+
+    def check(self, stage: Stage) -> None:
+        """Builds the datasets `stage` reads (``fit``: train and val), raising once with every problem found.
+
+        Fitting also refuses a ``train.monitor`` that validation on this data can never log.
+        """
+        super().check(stage)
+        split = self.config.data.val_split
+        val = [entry for entry in self._entries if entry.split == split]
+        problem = monitor_problem(
+            self.config.train.monitor, video_labels=any(entry.label is not None for entry in val),
+            frame_labels=self.frame_labels and any(entry.timeline is not None for entry in val),
+            num_classes=len(self.label_names), split_key=f"data.val_split={split!r}",
+        )  # fmt: skip
+        if stage == "fit" and problem is not None:
+            raise ConfigError(problem)
 
     def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self._dataset(self.config.data.val_split, "chunk"), train=False)
+        return self._evaluation_loader(self.config.data.val_split)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self._dataset(self.config.data.test_split, "chunk"), train=False)
+        return self._evaluation_loader(self.config.data.test_split)
 
-    def teardown(self, stage: str) -> None:
-        for dataset in self._datasets.values():
-            dataset.close()
+
+class _Videos(Dataset[tuple[int, _Job]]):
+    """The videos of a split, each with its place in the split."""
+
+    def __init__(self, jobs: list[_Job]) -> None:
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, position: int) -> tuple[int, _Job]:
+        return position, self.jobs[position]
+
+
+class EvaluationBatch:
+    """Videos to evaluate with their places in the split: no tensors, so the trainer hands it on as it is."""
+
+    def __init__(self, items: list[tuple[int, _Job]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)

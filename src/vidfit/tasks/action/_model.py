@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import torch
 
 from vidfit.config import ConfigError
-from vidfit.infer import ChunkedPredictor
-from vidfit.memory._step import Precision
-from vidfit.models import VideoClassifier, build_classifier
-from vidfit.models._backbone_recipes import backbone_constraints
+from vidfit.infer import CheckpointState, ChunkedPredictor, check_weights
+from vidfit.memory import Precision
+from vidfit.models import VideoClassifier, backbone_constraints, build_classifier
 from vidfit.tasks.action._config import ActionConfig
 
 
@@ -39,8 +38,23 @@ def build_model(
         input_type=model.input_type, num_keypoints=model.num_keypoints, keypoint_dims=model.keypoint_dims,
         activation_checkpointing=model.activation_checkpointing, pretrained=model.pretrained,
         pretrained_path=model.pretrained_path if load_pretrained else None,
-        dropout=model.dropout, load_pretrained=load_pretrained,
+        dropout=model.dropout, load_pretrained=load_pretrained, freeze=model.freeze, lora=model.lora,
+        token_drop=config.train.token_drop,
     )  # fmt: skip
+
+
+def check_classifier_weights(checkpoint: CheckpointState, config: ActionConfig, *, key: str = "checkpoint") -> None:
+    """Refuses a checkpoint whose weights are not those of the classifier its header describes.
+
+    The classifier is built on the meta device: no memory, no pretrained weights read.
+
+    Raises:
+        CheckpointError: Another backbone's weights, heads of another label count...: naming `key` and the file.
+    """
+    hyper = checkpoint.hyper_parameters
+    with torch.device("meta"):
+        model = build_model(config, label_names=hyper["label_names"], views=hyper["views"], load_pretrained=False)
+    check_weights(model, checkpoint, key=key)
 
 
 def min_window_frames(config: ActionConfig) -> int:

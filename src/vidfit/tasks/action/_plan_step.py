@@ -7,17 +7,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vidfit.data import Manifest, VideoBatch, load_manifest
-from vidfit.data._dataset import decode_size
+from vidfit.data import Manifest, VideoBatch, decode_size, load_manifest
 from vidfit.io import VideoDecodeError, probe
-from vidfit.memory import estimate_step_memory, free_memory, measure_step
-from vidfit.memory._advice import memory_advice
-from vidfit.memory._step import Precision
-from vidfit.models import ClassifierOutput, build_classifier
-from vidfit.models._backbone_recipes import backbone_constraints
-from vidfit.tasks.action._config import ActionConfig
+from vidfit.memory import Precision, estimate_step_memory, free_memory, measure_step, memory_advice
+from vidfit.models import ClassifierOutput, VideoClassifier, backbone_constraints, build_classifier
+from vidfit.tasks.action._config import ActionConfig, with_keypoint_shape
+from vidfit.tasks.action._datamodule import VideoDataModule
+from vidfit.train import channels_last
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,7 +139,7 @@ class PlanStep:
         if self.config.train.channels_last:
             # As training does on a GPU (`VideoClassificationModule.on_fit_start`); the estimate keeps the
             # default layout, whose sizes are the same.
-            model = model.to(memory_format=torch.channels_last_3d)
+            model = channels_last(model)
         try:
             step = measure_step(
                 model,
@@ -175,7 +172,7 @@ class PlanStep:
             image_size=self.inputs.image_size if resizable else None,
         )
 
-    def _model(self, checkpointing: bool) -> nn.Module:
+    def _model(self, checkpointing: bool) -> VideoClassifier:
         spec = self.config.model
         return build_classifier(
             backbone=spec.backbone,
@@ -187,6 +184,9 @@ class PlanStep:
             keypoint_dims=spec.keypoint_dims,
             activation_checkpointing=checkpointing,
             dropout=spec.dropout,
+            freeze=spec.freeze,
+            lora=spec.lora,
+            token_drop=self.config.train.token_drop,
         )
 
     def _inputs(self, num_frames: int, batch_size: int) -> Callable[[], dict[str, torch.Tensor | None]]:
@@ -226,4 +226,5 @@ class PlanStep:
 
 def plan_step(config: ActionConfig, *, views: tuple[str, ...] | None, num_classes: int | None) -> PlanStep:
     """The planned training step of an action config (`TaskSpec.plan_step`); see `plan_inputs` for the arguments."""
+    config = with_keypoint_shape(config, lambda: VideoDataModule(config).keypoint_shape())
     return PlanStep(config=config, inputs=plan_inputs(config, views=views, num_classes=num_classes))

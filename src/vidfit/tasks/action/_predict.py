@@ -8,37 +8,51 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vidfit.config import ConfigError, config_from_dict, resolve_precision
-from vidfit.data import IGNORE_LABEL, Timeline, VideoDatasetConfig
-from vidfit.data._dataset import decode_size
-from vidfit.data._keypoints import load_video_keypoints
-from vidfit.data._sampling import frame_labels, frame_midpoints, match_view_frames
+from vidfit.data import (
+    Timeline,
+    VideoDatasetConfig,
+    VideoEntry,
+    clip_frame_range,
+    decode_size,
+    load_video_keypoints,
+    match_views,
+)
 from vidfit.infer import (
     CheckpointState,
     ChunkedPredictor,
+    DetectionMAP,
+    Engine,
+    EvaluationMetrics,
+    Ranks,
+    Shard,
+    VideoFile,
     VideoPrediction,
-    detection_map,
+    Work,
+    broadcast_from_rank_zero,
+    evaluation_metrics,
     expand_inputs,
-    frame_accuracy,
-    segment_f1,
+    file_sha256,
+    first_duplicate,
+    gather_to_rank_zero,
+    join_launch,
+    score_to_json,
     write_predictions,
+    write_shard_record,
 )
-from vidfit.infer._detection import DetectionMAP
-from vidfit.infer._engines import Engine, Work
-from vidfit.infer._inputs import VideoFile, first_duplicate
-from vidfit.infer._ranks import Ranks, broadcast_from_rank_zero, gather_to_rank_zero, join_launch
-from vidfit.infer._results import Segment as TimedSegment
-from vidfit.infer._results import frames_to_segments
-from vidfit.infer._shards import Shard, write_shard_record
-from vidfit.io import VideoReader
-from vidfit.io._atomic import check_writable
+from vidfit.io import VideoReader, check_writable
 from vidfit.models import VideoClassifier
 from vidfit.tasks.action._config import ActionConfig
-from vidfit.tasks.action._model import build_model, chunked_predictor
+from vidfit.tasks.action._evaluation import frame_truth, unknown_label_problem, video_score
+from vidfit.tasks.action._model import build_model, check_classifier_weights, chunked_predictor
+from vidfit.tasks.action._multilabel import class_thresholds
+from vidfit.tasks.action._multilabel_output import write_multi_label_results
+from vidfit.tasks.action._multilabel_scores import MultiLabelMetrics
 
 # Views are matched by time as training matched them: `VideoDataset`'s default tolerance.
 SYNC_TOLERANCE_SECONDS = VideoDatasetConfig.sync_tolerance_seconds
@@ -52,30 +66,44 @@ class PredictResult:
         predictions: Per video id, what the model found.
         failures: Per video id (or input path), why it could not be predicted.
         json_path: ActivityNet-style results with vidfit's video-level section.
-        csv_path: One row per frame.
-        frame_accuracy: Over every labelled frame, when the inputs carry timelines.
-        segment_f1: Mean segment F1 (IoU 0.5) over the videos whose timelines label some frame.
-        detection: ActivityNet-style mAP of the predicted segments at tIoU 0.3:0.1:0.7, over the same videos.
+        csv_path: One row per frame (one per video for a checkpoint whose frame head was never trained).
+        metrics: The figures of the videos with labels or timelines (those `validate` reports), None without any;
+            a multi-label model's are `MultiLabelMetrics` (per-frame mAP and F1, video mAP, detection).
+        written: Whether the JSON and CSV were written: not when no video could be predicted, so that a run that
+            failed leaves the files of an earlier run as they were.
+        report_path: The HTML report written beside them (by `vidfit.apps.predict`), None without one.
     """
 
     predictions: dict[str, VideoPrediction]
     failures: dict[str, str]
     json_path: Path
     csv_path: Path
-    frame_accuracy: float | None
-    segment_f1: float | None
-    detection: DetectionMAP | None = None
+    metrics: EvaluationMetrics | MultiLabelMetrics | None = None
+    written: bool = True
+    report_path: Path | None = None
+
+    @property
+    def frame_accuracy(self) -> float | None:
+        """Over every labelled frame, when the inputs carry timelines (and the frame head was trained)."""
+        return self.metrics.frame_accuracy if isinstance(self.metrics, EvaluationMetrics) else None
+
+    @property
+    def segment_f1(self) -> float | None:
+        """Mean segment F1 (IoU 0.5) over the videos whose timelines label some frame."""
+        return None if self.metrics is None else self.metrics.segment_f1
+
+    @property
+    def detection(self) -> DetectionMAP | None:
+        """ActivityNet-style mAP of the predicted segments at tIoU 0.3:0.1:0.7, over the same videos."""
+        return None if self.metrics is None else self.metrics.detection
 
     def report_lines(self) -> list[str]:
         """What the command line prints of the run (failures apart)."""
+        if not self.written:
+            return [f"no video could be predicted: {self.json_path} and {self.csv_path} not written"]
         lines = [f"{len(self.predictions)} videos -> {self.json_path}, {self.csv_path}"]
-        if self.frame_accuracy is not None:
-            lines.append(f"frame accuracy {self.frame_accuracy:.3f}, segment F1@0.5 {self.segment_f1:.3f}")
-        if self.detection is not None:
-            found = self.detection
-            at = ", ".join(f"{t:.1f}: {m:.3f}" for t, m in zip(found.tiou_thresholds, found.map_per_tiou, strict=True))
-            lines.append(f"detection mAP {found.average_map:.3f} (at tIoU {at})")
-        return lines
+        lines += [] if self.metrics is None else self.metrics.report_lines()
+        return lines + ([] if self.report_path is None else [f"report: {self.report_path}"])
 
 
 @dataclass(frozen=True)
@@ -85,6 +113,18 @@ class _Job:
     timeline: Timeline | None = None
     keypoints: dict[str, Path] = field(default_factory=dict)
     streams: dict[str, int] = field(default_factory=dict)
+    label: str | None = None
+    # The entry's clip range in seconds: only its frames are predicted.
+    start_seconds: float | None = None
+    end_seconds: float | None = None
+
+
+def job_from_entry(entry: VideoEntry) -> _Job:
+    """The job of a manifest video: what `predict` and evaluation read of it."""
+    return _Job(
+        entry.id, entry.views, entry.timeline, entry.keypoints, entry.streams, entry.label,
+        entry.start_seconds, entry.end_seconds,
+    )  # fmt: skip
 
 
 def predict(
@@ -122,40 +162,56 @@ def predict(
         )
     config = config_from_dict(checkpoint.config, source=str(checkpoint.path), overrides=tuple(overrides))
     views, labels = list(checkpoint.hyper_parameters["views"]), tuple(checkpoint.hyper_parameters["label_names"])
+    thresholds = class_thresholds(config.model.thresholds, labels) if config.model.multi_label else None
+    check_classifier_weights(checkpoint, config)
     out = out if shard is None else shard.output_path(out)
     # The output place is checked before any video is decoded: a full run must not end in a refused write.
     paths = (check_writable(out), check_writable(Path(out).with_suffix(".csv")))
     jobs, failures = _collect_jobs(inputs, views=views, split=split)
+    # Scored after every video is predicted: a label the model lacks is refused before any work instead.
+    problems = [unknown_label_problem(j.video_id, label=j.label, timeline=j.timeline, label_names=labels) for j in jobs]
+    if any(problems):
+        raise ConfigError(f"{next(p for p in problems if p)}: predict with the checkpoint of these classes")
     all_ids = [job.video_id for job in jobs]
     if shard is not None:
         jobs = [job for job in jobs if job.video_id in shard.video_ids(all_ids)]
     with join_launch() as ranks:
+        # Hashed before any video is read: the shard's record names the weights its predictions came from.
+        settings = _shard_settings(checkpoint, overrides, split) if shard is not None and ranks.rank == 0 else {}
         share, shown = jobs[ranks.rank :: ranks.world_size], progress and ranks.rank == 0
         mine = (engine or Engine()).run(
             share, _work(checkpoint, config, ranks, views=views, labels=labels), progress=shown
         )
         parts = gather_to_rank_zero(mine)
-        predictions, summary = mine[0], _Summary({}, None, None, None)
+        predictions, summary = mine[0], _Summary({}, None)
         if parts is not None:
-            predictions, summary = _write_results(parts, jobs=jobs, paths=paths, labels=labels)
-            if shard is not None:
+            per_frame = bool(checkpoint.hyper_parameters.get("frame_head_trained", True))
+            predictions, summary = _write_results(
+                parts, jobs=jobs, paths=paths, labels=labels, per_frame=per_frame, inputs_failed=bool(failures),
+                thresholds=thresholds,
+            )  # fmt: skip
+            if shard is not None and summary.written:
                 failed = {**failures, **summary.failures}
-                write_shard_record(paths[0], shard=shard, kind="predictions", video_ids=all_ids, failures=failed)
+                write_shard_record(
+                    paths[0], shard=shard, kind="predictions", video_ids=all_ids, failures=failed, settings=settings
+                )
         # The other ranks return once rank 0 has written the files, with its failures and scores.
         summary = broadcast_from_rank_zero(summary)
-    return PredictResult(
-        predictions, {**failures, **summary.failures}, *paths, summary.accuracy, summary.f1, summary.detection
-    )
+    return PredictResult(predictions, {**failures, **summary.failures}, *paths, summary.metrics, summary.written)
+
+
+def _shard_settings(checkpoint: CheckpointState, overrides: Sequence[str], split: str | None) -> dict[str, Any]:
+    """What a shard's predictions depend on besides its videos: `vidfit merge` joins only shards that agree."""
+    return {"checkpoint_sha256": file_sha256(checkpoint.path), "overrides": list(overrides), "split": split}
 
 
 @dataclass(frozen=True)
 class _Summary:
-    """What rank 0 tells every rank: the failures of every video, and the scores."""
+    """What rank 0 tells every rank: the failures of every video, and the figures."""
 
     failures: dict[str, str]
-    accuracy: float | None
-    f1: float | None
-    detection: DetectionMAP | None
+    metrics: EvaluationMetrics | MultiLabelMetrics | None
+    written: bool = True
 
 
 def _write_results(
@@ -164,11 +220,41 @@ def _write_results(
     jobs: list[_Job],
     paths: tuple[Path, Path],
     labels: tuple[str, ...],
+    per_frame: bool,
+    inputs_failed: bool = False,
+    thresholds: torch.Tensor | None = None,
 ) -> tuple[dict[str, VideoPrediction], _Summary]:
-    """Every rank's results merged in input order, written to the JSON and CSV files, and scored."""
+    """Every rank's results merged in input order, scored, and written to the JSON and CSV files.
+
+    `per_frame` says the checkpoint's frame head was trained: without, no segment nor frame is scored or written.
+    When no video could be predicted (they failed, or `inputs_failed` gave none), nothing is written. With
+    `thresholds` (a multi-label model's, per class) the results are written and scored as multi-label ones.
+    """
     predictions, failures = _in_job_order(jobs, parts)
-    write_predictions(predictions, json_path=paths[0], csv_path=paths[1], label_names=labels)
-    return predictions, _Summary(failures, *_scores(predictions, jobs, labels))
+    if not predictions and (failures or inputs_failed):
+        # Nothing could be predicted: empty files would replace the results of an earlier run.
+        return predictions, _Summary(failures, None, written=False)
+    if thresholds is not None:  # a multi-label model: classes at their thresholds, segments that may overlap
+        found = write_multi_label_results(
+            predictions, videos=jobs, paths=paths, label_names=labels, thresholds=thresholds, per_frame=per_frame
+        )
+        return predictions, _Summary(failures, found)
+    scored = {
+        job.video_id: video_score(
+            predictions[job.video_id], video_id=job.video_id, label=job.label, label_names=labels,
+            truth=frame_truth(predictions[job.video_id], timeline=job.timeline, label_names=labels),
+            frame_head_trained=per_frame,
+        )
+        for job in jobs
+        if job.video_id in predictions and (job.label is not None or job.timeline is not None)
+    }  # fmt: skip
+    evaluations = {video_id: score_to_json(score, labels) for video_id, score in scored.items()}
+    write_predictions(
+        predictions, json_path=paths[0], csv_path=paths[1], label_names=labels, per_frame=per_frame,
+        evaluations=evaluations,
+    )  # fmt: skip
+    metrics = evaluation_metrics(list(scored.values()), num_classes=len(labels)) if scored else None
+    return predictions, _Summary(failures, metrics)
 
 
 def _predictor(model: VideoClassifier, config: ActionConfig, ranks: Ranks) -> ChunkedPredictor:
@@ -208,7 +294,8 @@ def _load_predictor(
     checkpoint: CheckpointState, config: ActionConfig, ranks: Ranks, *, labels: tuple[str, ...], views: list[str]
 ) -> ChunkedPredictor:
     model = build_model(config, label_names=labels, views=views, load_pretrained=False)
-    model.load_state_dict(checkpoint.weights)
+    model.load_state_dict(checkpoint.weights)  # LoRA adapters onto their base weights, read from the base model
+    model.merge_lora()  # inference at the base model's speed
     return _predictor(model, config, ranks)
 
 
@@ -236,7 +323,8 @@ def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], co
         readers = [
             stack.enter_context(VideoReader(job.views[view], stream_index=job.streams.get(view))) for view in views
         ]
-        view_frames = _match_views(job.video_id, readers)
+        frames = _clip_frames(job, readers[0])
+        view_frames = _match_views(job.video_id, readers, frames)
         keypoints = mask = None
         if config.model.input_type != "rgb":
             if not job.keypoints:
@@ -250,69 +338,23 @@ def _predict_job(predictor: ChunkedPredictor, *, job: _Job, views: list[str], co
         return predictor.predict_readers(
             readers, size=decode_size(config.data.image_size, height=meta.height, width=meta.width),
             view_frames=view_frames, keypoints=keypoints, keypoint_mask=mask, frame_stride=config.data.frame_stride,
+            frames=frames,
         )  # fmt: skip
 
 
-def _match_views(video_id: str, readers: list[VideoReader]) -> np.ndarray:
-    """Each view's frame (V, T) on screen at each frame of the first view, as `VideoDataset` matches them."""
-    reference = np.arange(len(readers[0]))
-    times = frame_midpoints(readers[0], reference)
-    return np.stack(
-        [reference]
-        + [
-            match_view_frames(reader, times, video_id=video_id, tolerance_seconds=SYNC_TOLERANCE_SECONDS)
-            for reader in readers[1:]
-        ]
-    )
+def _clip_frames(job: _Job, reference: VideoReader) -> range:
+    """The reference frames to predict: those of the entry's clip range, as `VideoDataset` samples them."""
+    times = reference.pts_seconds - reference.metadata.begin_seconds
+    frames = clip_frame_range(times, start_seconds=job.start_seconds, end_seconds=job.end_seconds)
+    if not frames:
+        clip = f"[{job.start_seconds or 0:g}, {'the end' if job.end_seconds is None else f'{job.end_seconds:g}'})"
+        raise ValueError(f"{reference.path}: the clip {clip} s holds no frame of the video")
+    return frames
 
 
-def _scores(
-    predictions: dict[str, VideoPrediction], jobs: list[_Job], labels: tuple[str, ...]
-) -> tuple[float | None, float | None, DetectionMAP | None]:
-    """Frame accuracy over all labelled frames, mean segment F1 and detection mAP of the videos with labelled frames.
-
-    A timeline that labels no frame of its video has nothing to detect: it is left out of the mean
-    rather than counted as 0 (or 1).
-    """
-    scores = {
-        job.video_id: score
-        for job in jobs
-        if job.timeline is not None and job.video_id in predictions
-        for score in [_score(predictions[job.video_id], job.timeline, labels)]
-        if score is not None
-    }
-    if not scores:
-        return None, None, None
-    values = scores.values()
-    correct, counted = sum(s.accuracy * s.num_labelled for s in values), sum(s.num_labelled for s in values)
-    detection = detection_map(
-        {video_id: predictions[video_id].segments() for video_id in scores},
-        {video_id: score.true_segments for video_id, score in scores.items()},
-    )
-    return correct / counted, float(np.mean([s.f1 for s in values])), detection
-
-
-@dataclass(frozen=True)
-class _VideoScore:
-    accuracy: float
-    num_labelled: int
-    f1: float
-    true_segments: list[TimedSegment]
-
-
-def _score(prediction: VideoPrediction, timeline: Timeline, labels: tuple[str, ...]) -> _VideoScore | None:
-    """Frame accuracy, labelled frame count, segment F1 and true segments of one video; None without labels."""
-    pts = prediction.pts_seconds
-    assert pts is not None  # predict_readers gives every frame's time, from the first frame as timelines count
-    truth = torch.from_numpy(
-        frame_labels(timeline, labels=labels, frame_indices=np.arange(len(pts)), times_seconds=pts.numpy())
-    )
-    labelled = int((truth != IGNORE_LABEL).sum())
-    if labelled == 0:
-        return None
-    accuracy = frame_accuracy(prediction.frame_labels, truth)
-    true_segments = frames_to_segments(truth, pts_seconds=pts)
-    return _VideoScore(accuracy, labelled, segment_f1(prediction.segments(), true_segments), true_segments)
+def _match_views(video_id: str, readers: list[VideoReader], frames: range) -> np.ndarray:
+    """Each view's frame (V, T) on screen at each of the first view's `frames`, as `VideoDataset` matches them."""
+    return match_views(readers, frames, video_id=video_id, tolerance_seconds=SYNC_TOLERANCE_SECONDS)
 
 
 def _collect_jobs(
@@ -323,7 +365,7 @@ def _collect_jobs(
     jobs: list[_Job] = []
     for video in videos:
         if not isinstance(video, VideoFile):
-            jobs.append(_Job(video.id, video.views, video.timeline, video.keypoints, video.streams))
+            jobs.append(job_from_entry(video))
         elif len(views) != 1:
             failures[str(video.path)] = (
                 f"the model takes the views {views}: give a manifest that names each view's file"

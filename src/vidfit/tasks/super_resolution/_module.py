@@ -12,13 +12,12 @@ from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from vidfit.config import Config, ConfigError, config_from_dict
-from vidfit.infer import CheckpointState, read_checkpoint
+from vidfit.infer import CheckpointState, check_weights, read_checkpoint
 from vidfit.models import ESPCN
 from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._patches import PatchBatch
 from vidfit.train import GuardedModule
-from vidfit.train._guard import OomGuard
 
 # ITU-R BT.601 luma of RGB in [0, 1], studio swing (16 to 235 of 255): the Y channel SR papers score on.
 _LUMA_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
@@ -102,17 +101,16 @@ class SuperResolutionModule(GuardedModule):
     """
 
     def __init__(self, *, config: dict[str, Any]) -> None:
-        super().__init__()
+        run: SRConfig = config_from_dict(config, source="checkpoint hyper-parameters")
+        # ESPCN has no checkpointing switch and takes a fixed number of frames: the patch size is what to lower.
+        advice = f"lower data.patch_size ({run.data.patch_size}) or train in trainer.precision: bf16-mixed"
+        super().__init__(run, memory_advice=advice)
         self.save_hyperparameters()
-        self.config: SRConfig = config_from_dict(config, source="checkpoint hyper-parameters")
+        self.config: SRConfig = run
         self.model = build_sr_model(self.config)
         self.metrics = nn.ModuleDict(
             {f"{stage}_{kind}": SRMetrics() for stage in ("val", "test") for kind in ("model", "bicubic")}
         )
-        # ESPCN has no checkpointing switch and takes a fixed number of frames: the patch size is what to lower.
-        advice = f"lower data.patch_size ({self.config.data.patch_size}) or train in trainer.precision: bf16-mixed"
-        self.guard = OomGuard([p for p in self.model.parameters() if p.requires_grad], advice=advice)
-        self.memory_format = torch.channels_last
         # Not a submodule (set around nn.Module's registration): never trained, saved, or wrapped by DDP.
         object.__setattr__(self, "_teacher", None)
 
@@ -203,13 +201,16 @@ def load_teacher(path: str | os.PathLike[str], *, config: SRConfig) -> ESPCN:
             f"model.scale={ours[0]} from data.num_frames={ours[1]}"
         )
     teacher = build_sr_model(trained)
+    check_weights(teacher, state, key="train.teacher")
     teacher.load_state_dict(state.weights)
     return teacher.eval().requires_grad_(False)
 
 
 def load_sr_module(checkpoint: str | os.PathLike[str]) -> SuperResolutionModule:
     """A trained super-resolution module from a checkpoint, on the CPU; tensors only are unpickled."""
-    _require_sr(read_checkpoint(checkpoint, weights=False), "checkpoint")
+    state = read_checkpoint(checkpoint)  # whole: its weights are checked before Lightning loads them
+    with torch.device("meta"):
+        check_weights(build_sr_model(_require_sr(state, "checkpoint")), state)
     return SuperResolutionModule.load_from_checkpoint(Path(checkpoint), map_location="cpu", weights_only=True)
 
 

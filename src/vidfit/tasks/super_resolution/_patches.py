@@ -12,11 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from vidfit.data._batch import TensorBatch
-from vidfit.data._chunks import build_chunk_index
-from vidfit.data._errors import ManifestError, Problem
-from vidfit.data._manifest import load_manifest
-from vidfit.data._sampling import WorkerLocal
+from vidfit.data import ManifestError, Problem, TensorBatch, WorkerLocal, build_chunk_index, load_manifest
 from vidfit.io import VideoMetadata
 
 PatchSampling = Literal["random", "fixed"]

@@ -10,10 +10,9 @@ from typing import Protocol
 
 import torch
 
-from vidfit.infer._device import autocast, check_precision, resolve_device
+from vidfit.infer import autocast, check_precision, resolve_device
 from vidfit.io import Chunk, VideoReader, VideoWriter
-from vidfit.memory import retry_on_oom
-from vidfit.memory._step import Precision
+from vidfit.memory import Precision, retry_on_oom
 
 # Frames decoded at a time by default: memory is O(chunk), and longer chunks barely speed the model up.
 DEFAULT_SR_CHUNK_FRAMES = 32
@@ -42,6 +41,7 @@ class UpscaleResult:
         fps: Frame rate of the output, the input's average rate.
         width: Output width in pixels.
         height: Output height in pixels.
+        dropped_audio: The input has audio streams, which the output does not carry.
     """
 
     source: Path
@@ -50,6 +50,7 @@ class UpscaleResult:
     fps: float
     width: int
     height: int
+    dropped_audio: bool = False
 
 
 def upscale_video(
@@ -90,7 +91,9 @@ def upscale_video(
         width, height = meta.width * model.scale, meta.height * model.scale
         with VideoWriter(target, fps=meta.fps, width=width, height=height, codec=codec, crf=crf) as writer:
             _write_upscaled(reader, writer, runner, chunk_num_frames=chunk_num_frames)
-    return UpscaleResult(Path(source), writer.path, writer.num_frames, meta.fps, width, height)
+    return UpscaleResult(
+        Path(source), writer.path, writer.num_frames, meta.fps, width, height, meta.num_audio_streams > 0
+    )
 
 
 def _write_upscaled(reader: VideoReader, writer: VideoWriter, runner: _Runner, *, chunk_num_frames: int) -> None:

@@ -11,10 +11,19 @@ from pathlib import Path
 import torch
 
 from vidfit.config import ConfigError, config_from_dict, resolve_precision
-from vidfit.infer import CheckpointState, expand_inputs
-from vidfit.infer._engines import Engine, Work
-from vidfit.infer._inputs import VIDEO_SUFFIXES, VideoFile, first_duplicate
-from vidfit.infer._shards import Shard
+from vidfit.infer import (
+    VIDEO_SUFFIXES,
+    CheckpointState,
+    Engine,
+    Shard,
+    VideoFile,
+    Work,
+    check_weights,
+    expand_inputs,
+    file_name,
+    first_duplicate,
+)
+from vidfit.io import check_writable, sigterm_as_interrupt
 from vidfit.tasks.super_resolution._config import SRConfig
 from vidfit.tasks.super_resolution._model import build_sr_model
 from vidfit.tasks.super_resolution._stream import (
@@ -43,8 +52,11 @@ class UpscaleRun:
             f"{source} -> {video.path} ({video.width}x{video.height}, {video.num_frames} frames)"
             for source, video in self.outputs.items()
         ]
-        if self.outputs:
-            lines.append("audio is not copied: the upscaled files hold the video stream only")
+        if with_audio := sum(video.dropped_audio for video in self.outputs.values()):
+            lines.append(
+                f"audio is not copied: {with_audio} of the {len(self.outputs)} inputs had audio; the upscaled "
+                "files hold the video stream only"
+            )
         return lines
 
 
@@ -80,17 +92,21 @@ def upscale(
     """
     config = config_from_dict(checkpoint.config, source=str(checkpoint.path), overrides=tuple(overrides))
     model = build_sr_model(config)
+    check_weights(model, checkpoint)  # here, once: not in each worker after videos were handed out
     chunk_num_frames = _chunk_num_frames(config, model_frames=model.num_frames)
     pairs, failures = _upscale_targets(inputs, out=out, split=split, scale=model.scale)
     if shard is not None:
         pairs = [pair for pair in pairs if str(pair[0]) in shard.video_ids([str(source) for source, _ in pairs])]
+    for _, target in pairs:  # every output place first: a run must not end in a refused write
+        check_writable(target)
     work = Work(
         functools.partial(_upscale_pair, chunk_num_frames=chunk_num_frames, codec=codec),
         key=_source_key,
         description="upscaling",
         load=functools.partial(_load_model, checkpoint, config),
     )
-    outputs, video_failures = (engine or Engine()).run(pairs, work, progress=progress)
+    with sigterm_as_interrupt():  # SIGTERM unwinds as Ctrl-C does: the video being written drops its temp file
+        outputs, video_failures = (engine or Engine()).run(pairs, work, progress=progress)
     return UpscaleRun(outputs, {**failures, **video_failures})
 
 
@@ -105,7 +121,7 @@ def _load_model(checkpoint: CheckpointState, config: SRConfig) -> tuple[SuperRes
 
 def _upscale_pair(
     loaded: tuple[SuperResolutionModel, torch.device, str],
-    pair: tuple[Path, Path],
+    pair: tuple[Path | str, Path],
     *,
     chunk_num_frames: int,
     codec: str,
@@ -117,7 +133,7 @@ def _upscale_pair(
     )  # fmt: skip
 
 
-def _source_key(pair: tuple[Path, Path]) -> str:
+def _source_key(pair: tuple[Path | str, Path]) -> str:
     return str(pair[0])
 
 
@@ -131,22 +147,30 @@ def _chunk_num_frames(config: SRConfig, *, model_frames: int) -> int:
 
 def _upscale_targets(
     inputs: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str] | None, split: str | None, scale: int
-) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+) -> tuple[list[tuple[Path | str, Path]], dict[str, str]]:
     """(input video, output video) pairs, and the inputs that gave no video; ConfigError when outputs collide."""
     videos, failures = expand_inputs(inputs, split=split)
-    named: list[tuple[Path, str]] = []
+    named: list[tuple[Path | str, str]] = []
     for video in videos:
         if isinstance(video, VideoFile):
-            named.append((video.path, f"{video.path.stem}.mp4"))
+            named.append((video.path, f"{file_name(video.path).stem}.mp4"))
+        elif video.start_seconds is not None or video.end_seconds is not None:
+            failures[video.id] = (
+                "its clip range (start/end) would be ignored: super-resolution upscales whole videos; "
+                "cut the clip first with `vidfit prepare` (which transcodes the range alone)"
+            )
         else:
-            named += [(Path(path), f"{video.id}/{view}.mp4") for view, path in video.views.items()]
+            named += [(path, f"{video.id}/{view}.mp4") for view, path in video.views.items()]
     folder = Path(out) if out is not None else None
+    remote = [source for source, _ in named if isinstance(source, str)]
+    if folder is None and remote:
+        raise ConfigError(f"{remote[0]} is a URL, with no folder beside it for the upscaled video: give --out")
     if folder is not None and folder.suffix.lower() in VIDEO_SUFFIXES:
         if len(named) != 1:
             raise ConfigError(f"out={str(folder)!r} is one video for {len(named)} inputs: give a folder")
         return [(named[0][0], folder)], failures
     pairs = [
-        (source, folder / name if folder is not None else source.with_name(f"{source.stem}_x{scale}.mp4"))
+        (source, folder / name if folder is not None else Path(source).with_name(f"{Path(source).stem}_x{scale}.mp4"))
         for source, name in named
     ]
     duplicate = first_duplicate((target, source) for source, target in pairs)
