@@ -1,7 +1,8 @@
 """The GPU acceptance suite's sections: each a generator of result rows, sized for the GPU or for a CPU smoke run.
 
 Every section calls the benchmark scripts' own functions (decode.py, loader.py, train.py, infer.py, plan.py,
-sr.py, encoders.py) at settings that fit its time budget; `gpu_suite.py` runs each in its own process under that budget.
+sr.py, encoders.py, extract.py, temporal_train.py) at settings that fit its time budget; `gpu_suite.py` runs each
+in its own process under that budget.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import decode
 import encoders
+import extract
 import infer
 import loader
 import plan
 import pytest
 import sr
+import temporal_train
 import torch
 import train
 from _cache import bench_video
@@ -143,6 +146,36 @@ def infer_section(ctx: Context) -> Iterator[Row]:
     whole = infer.predict_once(str(videos[0]), backbone, size, -1, 0).seconds
     yield Row(f"chunked (64) vs whole video, {lengths[0]} frames", {"speed_ratio": whole / chunked},
               ">= 0.90 of whole-video fps", whole / chunked >= 0.90)  # fmt: skip
+
+
+def extract_section(ctx: Context) -> Iterator[Row]:
+    """`vidfit extract` (r3d_18, fp16, 16-frame windows every 4 frames) of 1k, 10k and 100k-frame videos: frames/s
+    and peak memory, which must not grow with the video."""
+    backbone, size, lengths = ("tiny", 32, (64, 256)) if ctx.smoke else ("r3d_18", 112, (1_000, 10_000, 100_000))
+    runs = extract.extract_rows(ctx.work / "extract", backbone=backbone, size=size, lengths=lengths)
+    for run in runs:
+        peak_gpu = "no GPU" if run.gpu_peak_bytes is None else format_bytes(run.gpu_peak_bytes)
+        figures = {"frames_per_s": round(run.frames_per_second, 1), "seconds": round(run.seconds, 1),
+                   "peak_gpu": peak_gpu, "peak_host_rss": format_bytes(run.host_peak_bytes)}  # fmt: skip
+        yield Row(f"{backbone} {size}x{size}, {run.num_frames} frames", figures)
+    on_gpu = runs[0].gpu_peak_bytes is not None
+    peaks = [run.gpu_peak_bytes if on_gpu else run.host_peak_bytes for run in runs]
+    growth = (peaks[-1] or 0) / (peaks[0] or 1)
+    memory = "GPU" if on_gpu else "host RSS (no GPU)"
+    yield Row(f"peak {memory}, {lengths[-1]} / {lengths[0]} frames", {"ratio": growth}, "<= 1.05", growth <= 1.05)
+
+
+def temporal_section(ctx: Context) -> Iterator[Row]:
+    """The temporal task's training step over 100 videos of 10k frames of features (512 channels), each head."""
+    shape = temporal_train.QUICK if ctx.smoke else temporal_train.Shape()
+    manifest = temporal_train.write_features(ctx.work / "temporal" / "features", shape)
+    model = {"channels": 8, "num_layers": 3, "num_stages": 2, "num_levels": 2} if ctx.smoke else {}
+    for head in temporal_train.HEADS:
+        run = temporal_train.train_steps(manifest, ctx.work / "temporal", head=head, steps=1 if ctx.smoke else 15,
+                                         model=model)  # fmt: skip
+        peak_gpu = "no GPU" if run.peak_gpu_bytes is None else format_bytes(run.peak_gpu_bytes)
+        figures = {"s_per_step": run.seconds_per_step, "steps": run.steps, "peak_gpu": peak_gpu}
+        yield Row(f"{head}, batch 4 of {shape.videos - 2} videos x {shape.frames} frames", figures)
 
 
 def plan_section(ctx: Context) -> Iterator[Row]:
@@ -316,14 +349,17 @@ def _out_of_memory_above(model: torch.nn.Module, fits: int, device: torch.device
         handle.remove()
 
 
-# Each section's time limit on the GPU machine, in seconds: they add up to 9 minutes, and the encoders section's 5
-# more (20 measured rows and 20 largest-batch searches: run it alone, `--only encoders`, on a loan of its own).
+# Each section's time limit on the GPU machine, in seconds: they add up to 14 minutes (the extract section's 4 of
+# them: a 100,000-frame video is written first), and the encoders section's 5 more (20 measured rows and 20
+# largest-batch searches: run it alone, `--only encoders`, on a loan of its own).
 SECTIONS: dict[str, tuple[Section, int]] = {
     "cuda_tests": (cuda_tests_section, 75),
     "decode": (decode_section, 40),
     "loader": (loader_section, 90),
     "train": (train_section, 110),
     "infer": (infer_section, 45),
+    "extract": (extract_section, 240),
+    "temporal": (temporal_section, 60),
     "plan": (plan_section, 60),
     "autofit": (autofit_section, 50),
     "oom_guard": (oom_guard_section, 30),

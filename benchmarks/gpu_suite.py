@@ -5,7 +5,7 @@ Run (repository root): `python benchmarks/gpu_suite.py [--only SECTION ...] [--s
 First installs the wheels of `.gpu-bundle/` (`make gpu-bundle`, downloaded where there is a network) that the
 image lacks, into a temporary folder, and runs vidfit from `src/` with the image's torch. Then each section runs
 in its own process, forked from this one once it has imported torch and vidfit (never CUDA), and is killed at its
-time limit (they add up to 9 minutes), so one stuck stage cannot eat the rest. Rows print as they finish, with the
+time limit (they add up to 14 minutes), so one stuck stage cannot eat the rest. Rows print as they finish, with the
 target and its verdict beside them, and go into `DIR/gpu-results.json` (one entry per run, rewritten whole after each
 row) and `DIR/gpu-results.md` (appended). DIR: `--out`, else `$OUT`, else `gpu-results`. `--smoke` runs the
 same code on the CPU with tiny settings (in `make test`); its verdicts say nothing about a GPU.

@@ -12,8 +12,9 @@ Data (`vidfit._synthetic_context`): each episode is a red or blue cue, a long ga
 
 Both are scored by the same code at every frame of the validation videos: frame accuracy, segmental F1@{10,25,50}
 and edit score (background left out of the segments). `--demo` runs the same on the demo's data (one action per
-48-frame video, after a short idle), where no long context is needed. `--quick` is the size of the test
-(tests/benchmarks/test_temporal_context.py). Prints a table; `--out` writes the figures as JSON.
+48-frame video, after a short idle), where no long context is needed. `--test` is the size of the test
+(tests/benchmarks/test_temporal_context.py, MS-TCN only); `--quick` a little larger; the default the recorded one
+(docs/BENCHMARKS.md). Prints a table; `--out` writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class Sizes:
     demo_videos_per_class: int
 
 
+TEST = Sizes(ContextSpec(num_videos=12, num_val_videos=3, gap_frames=40, cue_frames=6, action_frames=20), 12, 60, 2)
 QUICK = Sizes(ContextSpec(num_videos=16, num_val_videos=4, gap_frames=48, cue_frames=6, action_frames=24), 12, 60, 4)
 FULL = Sizes(ContextSpec(num_videos=32, num_val_videos=8, gap_frames=200, cue_frames=8, action_frames=40), 15, 80, 8)
 
@@ -57,22 +59,30 @@ def action_config(manifest: Path, work: Path, *, epochs: int, background: str) -
     return {
         "experiment": {"name": "clip", "output_dir": str(work / "runs"), "task": "action"},
         "model": {"backbone": "tiny", "dropout": 0.2},
-        "data": {"manifest": str(manifest), "batch_size": 16, "num_workers": 0, "num_frames": 16,
+        "data": {"manifest": str(manifest), "batch_size": 8, "num_workers": 0, "num_frames": 16,
                  "sampling": "consecutive", "max_video_frames": 32, "views": ["front"]},
         "train": {"lr": 0.004, "weight_decay": 0.01, "chunk_infer_size": 16, "chunk_overlap": 8,
                   "frame_loss_weight": 1.0, "monitor": "val/frame_acc"},
-        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "accelerator": "cpu", "log_every_n_steps": 5},
+        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "accelerator": "cpu", "log_every_n_steps": 5,
+                    "check_val_every_n_epoch": 3},
     }  # fmt: skip
 
 
+# Per head: learning rate and videos per batch, tuned on the quick size (more steps than the papers' settings need
+# on datasets of thousands of videos: these have a dozen).
+_TEMPORAL_TRAINING = {"mstcn": (0.005, 4), "actionformer": (0.01, 2)}
+
+
 def temporal_config(manifest: Path, features: Path, work: Path, *, head: str, epochs: int, background: str) -> dict:
+    lr, batch_size = _TEMPORAL_TRAINING[head]
     return {
         "experiment": {"name": f"temporal-{head}", "output_dir": str(work / "runs"), "task": "temporal"},
         "model": {"head": head, "channels": 32, "num_stages": 2, "num_layers": 8, "num_levels": 4, "dropout": 0.3,
                   "background": background},
-        "data": {"manifest": str(manifest), "features": str(features), "batch_size": 4},
-        "train": {"lr": 0.002, "monitor": "val/f1@50" if head == "mstcn" else "val/mAP"},
-        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "accelerator": "cpu", "log_every_n_steps": 5},
+        "data": {"manifest": str(manifest), "features": str(features), "batch_size": batch_size},
+        "train": {"lr": lr, "monitor": "val/f1@50" if head == "mstcn" else "val/mAP"},
+        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "accelerator": "cpu", "log_every_n_steps": 5,
+                    "check_val_every_n_epoch": 5},
     }  # fmt: skip
 
 
@@ -104,7 +114,9 @@ def temporal_figures(checkpoint: Path, manifest: Path, work: Path, head: str) ->
             "edit": found.edit, "mAP": None if detection is None else detection.average_map}  # fmt: skip
 
 
-def compare(manifest: Path, work: Path, sizes: Sizes, *, background: str) -> dict[str, dict[str, Any]]:
+def compare(
+    manifest: Path, work: Path, sizes: Sizes, *, background: str, heads: tuple[str, ...] = ("mstcn", "actionformer")
+) -> dict[str, dict[str, Any]]:
     """Trains the clip model, extracts its features, trains both temporal heads; the figures of each."""
     rows: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
@@ -116,7 +128,7 @@ def compare(manifest: Path, work: Path, sizes: Sizes, *, background: str) -> dic
     features = work / "features"
     extract([manifest], out=features, checkpoint=clip.best_checkpoint, window=16, stride=4, progress=False)
     extract_seconds = time.perf_counter() - started
-    for head in ("mstcn", "actionformer"):
+    for head in heads:
         started = time.perf_counter()
         document = temporal_config(manifest, features, work, head=head, epochs=sizes.temporal_epochs,
                                    background=background)  # fmt: skip
@@ -138,21 +150,30 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the test's size: 16 videos, 48-frame gaps")
+    parser.add_argument("--quick", action="store_true", help="16 videos, 48-frame gaps")
+    parser.add_argument("--test", action="store_true", help="the test's size: 12 videos, 40-frame gaps")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the CPU is shared)")
     parser.add_argument("--demo", action="store_true", help="also on the demo's data (no long context needed)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    parser.add_argument("--heads", nargs="+", default=["mstcn", "actionformer"], choices=("mstcn", "actionformer"))
+    parser.add_argument("--seed", type=int, default=0, help="seeds the generated videos")
+    parser.add_argument("--work", type=Path, help="keep the data and runs in this folder (default: a temporary one)")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
+    sizes = TEST if args.test else QUICK if args.quick else FULL
+    sizes = replace(sizes, spec=replace(sizes.spec, seed=args.seed))
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results: dict[str, Any] = {"spec": vars(sizes.spec) | {"size": list(sizes.spec.size)}}
     with tempfile.TemporaryDirectory(prefix="vidfit-context-") as folder:
-        work = Path(folder)
+        work = args.work or Path(folder)
         manifest = make_context_dataset(work / "context", sizes.spec)
-        results["context"] = compare(manifest, work / "context-runs", sizes, background="background")
+        results["context"] = compare(manifest, work / "context-runs", sizes, background="background",
+                                     heads=tuple(args.heads))  # fmt: skip
         print(_table(f"context (cue {sizes.spec.gap_frames} frames before the action)", results["context"]))
         if args.demo:
             demo = make_demo_dataset(work / "demo", num_videos_per_class=sizes.demo_videos_per_class, views=("front",))
-            results["demo"] = compare(demo.manifest_path, work / "demo-runs", sizes, background="idle")
+            results["demo"] = compare(demo.manifest_path, work / "demo-runs", sizes, background="idle",
+                                      heads=tuple(args.heads))  # fmt: skip
             print(_table("demo (one action after a short idle)", results["demo"]))
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2))

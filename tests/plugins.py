@@ -34,13 +34,14 @@ def install_plugin(
 @contextmanager
 def fresh_registry(site: Path) -> Iterator[None]:
     """Tasks discovered anew with `site` on ``sys.path``; vidfit's registry and imported modules restored after."""
+    _tasks.task_names()  # the built-in tasks registered first: their modules are imported once per process
     saved = (dict(_tasks._TASKS), dict(_tasks._ORIGINS), dict(_tasks._BROKEN), _tasks._state)
     modules = set(sys.modules)
     sys.path.insert(0, str(site))
     importlib.invalidate_caches()
-    # The built-in tasks stay registered (their modules are imported once per process); installed ones go.
-    for name in set(_tasks._TASKS) - {"action", "super_resolution"}:
-        del _tasks._TASKS[name]
+    # The built-in tasks stay registered; installed ones go.
+    for name in set(_tasks._ORIGINS):
+        _tasks._TASKS.pop(name, None)
     _tasks._ORIGINS.clear()
     _tasks._BROKEN.clear()
     _tasks._state = "new"

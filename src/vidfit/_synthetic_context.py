@@ -74,8 +74,9 @@ def make_context_dataset(root: str | os.PathLike[str], spec: ContextSpec = Conte
         path = write_video(folder / f"ctx_{index:03d}.mp4", frames, fps=spec.fps, codec="libx264", gop=_GOP, crf=18)
         split = "val" if index >= spec.num_videos - spec.num_val_videos else "train"
         entries.append(
-            VideoEntry(f"ctx_{index:03d}", {"front": path.resolve()}, split=split,
-                       timeline=Timeline("frames", tuple(segments)))  # fmt: skip
+            VideoEntry(
+                f"ctx_{index:03d}", {"front": path.resolve()}, split=split, timeline=Timeline("frames", tuple(segments))
+            )
         )
     manifest = Manifest(CONTEXT_LABELS, folder.resolve(), tuple(entries))
     return save_manifest(manifest, folder / "manifest.yaml")
@@ -87,7 +88,7 @@ def _draw_video(rng: np.random.Generator, spec: ContextSpec) -> tuple[torch.Tens
     # Half the episodes of each video follow each cue, in a random order: the labels are balanced.
     colours = rng.permutation(["red", "blue"] * -(-spec.episodes // 2))[: spec.episodes]
     for colour in colours:
-        gap = int(round(spec.gap_frames * rng.uniform(0.75, 1.25)))
+        gap = round(float(spec.gap_frames * rng.uniform(0.75, 1.25)))
         plan += [(f"cue_{colour}", spec.cue_frames), ("background", gap), (f"after_{colour}", spec.action_frames)]
         plan.append(("background", int(rng.integers(8, 24))))
     segments, start = [], 0

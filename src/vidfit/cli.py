@@ -236,9 +236,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     _add_prepare(
         commands.add_parser("prepare", help="transcode a manifest's videos to the training size with a short GOP")
     )
-    mer = commands.add_parser("merge", help="join the shards of a --shard i/N run of predict or prepare")
+    mer = commands.add_parser("merge", help="join the shards of a --shard i/N run of predict, prepare or extract")
     mer.add_argument(
-        "target", type=Path, help="what the unsharded run writes: predict's --out JSON, or prepare's <--out>/<manifest>"
+        "target",
+        type=Path,
+        help="what the unsharded run writes: predict's --out JSON, prepare's <--out>/<manifest>, extract's "
+        "<--out>/features.yaml",
     )
     _add_plan(commands.add_parser("plan", help="peak memory of training steps over a grid, against a budget"))
     _add_demo(commands.add_parser("demo", help="generate demo videos, train the tiny model on them, predict"))

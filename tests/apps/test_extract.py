@@ -3,6 +3,9 @@ process writes, and memory that does not grow with the video."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,6 +123,28 @@ def test_a_checkpoints_weights_give_the_features(dataset: tuple[Path, Path], tmp
     np.testing.assert_allclose(stored.features[0, 2], expected.numpy(), rtol=2e-3, atol=2e-3)
 
 
+def test_a_configs_pretrained_weights_give_the_features(
+    dataset: tuple[Path, Path], reference: Path, tmp_path: Path
+) -> None:
+    """`--config` with the backbone's weights (`model.pretrained_path`, as `pretrained: kinetics400` loads its
+    download) gives the features a checkpoint with the same backbone weights gives."""
+    manifest, checkpoint = dataset
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    prefix = "model.rgb.backbone.net."
+    torch.save({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}, tmp_path / "net.pt")
+    document = {"model": {"backbone": "tiny", "pretrained_path": str(tmp_path / "net.pt")},
+                "data": {"manifest": str(manifest)}, "train": {"video_batch_size": 8}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(document))
+    out = tmp_path / "features"
+    assert (
+        extract([manifest], out=out, config=tmp_path / "config.yaml", window=8, stride=4, progress=False).failures == {}
+    )
+    index, expected = load_feature_index(out), load_feature_index(reference)
+    assert index.settings["checkpoint"] is None and index.settings["views"] == ["front", "left"]
+    for video_id in expected.videos:
+        np.testing.assert_array_equal(index.read(video_id).features, expected.read(video_id).features)
+
+
 def test_a_resumed_run_skips_whole_files_and_ends_byte_identical(
     dataset: tuple[Path, Path], reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,6 +207,21 @@ def test_shards_merged_equal_one_process(dataset: tuple[Path, Path], reference: 
         (out / "features.yaml").read_bytes()
     result = merge(out / "features.yaml")
     assert (result.kind, result.num_shards, result.num_videos) == ("features", 3, 4)
+    assert _tree(out) == _tree(reference)
+
+
+@pytest.mark.distributed
+def test_torchrun_ranks_write_what_one_process_writes(
+    dataset: tuple[Path, Path], reference: Path, tmp_path: Path
+) -> None:
+    manifest, checkpoint = dataset
+    out = tmp_path / "features"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "vidfit.cli"]
+    command = [*torchrun, "extract", str(manifest), "--checkpoint", str(checkpoint), "--out", str(out),
+               "--window", "8", "--stride", "4"]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert _tree(out) == _tree(reference)
 
 

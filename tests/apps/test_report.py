@@ -27,6 +27,7 @@ from vidfit.apps import write_report
 from vidfit.apps._report_data import read_predictions, video_order
 from vidfit.apps._report_runs import (
     MIN_BINS,
+    RUN_BUDGET,
     SCREEN_BINS,
     Lane,
     decode_lane,
@@ -97,8 +98,9 @@ def test_encoded_lanes_decode_to_themselves(runs: list[tuple[int, int, int, int]
 
 
 def test_the_budget_of_runs_shrinks_lanes_as_videos_add_up() -> None:
-    assert lane_bins(2) == SCREEN_BINS and lane_bins(2000) == 100 if MIN_BINS <= 100 else MIN_BINS
-    assert lane_bins(10**6) == MIN_BINS
+    assert lane_bins(2) == SCREEN_BINS  # a video or two: full screen resolution
+    assert lane_bins(1000) == RUN_BUDGET // 1000  # 500 videos of two lanes share the budget
+    assert lane_bins(10**6) == MIN_BINS  # never coarser than this
 
 
 def _document(tmp_path: Path) -> Path:

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("cuda_tests", "decode", "loader", "train", "infer", "plan", "autofit", "oom_guard", "sr", "encoders")
+SECTIONS = (
+    "cuda_tests", "decode", "loader", "train", "infer", "extract", "temporal", "plan", "autofit", "oom_guard", "sr",
+    "encoders",
+)  # fmt: skip
 
 
 def test_the_smoke_run_writes_every_section_with_its_rows(tmp_path: Path) -> None:

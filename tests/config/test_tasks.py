@@ -119,8 +119,9 @@ def test_a_missing_task_names_the_config_file_and_the_install_it_needs(tmp_path:
     config.write_text("experiment:\n  task: motion\n", encoding="utf-8")
     with pytest.raises(
         ConfigError,
-        match=rf"^{config}: experiment\.task='motion' is not one of 'action', 'super_resolution': a task of another "
-        r"package is found once that package is installed in this Python environment \(pip install it",
+        match=rf"^{config}: experiment\.task='motion' is not one of 'action', 'super_resolution', 'temporal': "
+        r"a task of another package is found once that package is installed in this Python environment "
+        r"\(pip install it",
     ):
         load_config(config)
     with pytest.raises(ConfigError, match=rf"^{config}: experiment\.task='motion' is not one of"):

@@ -55,3 +55,15 @@ def test_a_missing_data_source_or_settings_file_is_named(tmp_path: Path) -> None
     write(bad, '{"dataset": {"num_frames": 0}}')
     with pytest.raises(ValueError, match="num_frames=0"):
         VideoDatasetConfig(data_dir=tmp_path, config_path=bad)
+
+
+def test_a_settings_file_is_read_with_a_configs_limits_and_may_start_with_a_bom(tmp_path: Path) -> None:
+    bom = tmp_path / "windows.json"
+    bom.write_bytes(b'\xef\xbb\xbf{"dataset": {"num_frames": 12}}\r\n')
+    assert VideoDatasetConfig(data_dir=tmp_path, config_path=bom).num_frames == 12
+    # Nine levels of ten aliases each: a billion values from a few hundred bytes.
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = write(tmp_path / "bomb.yaml", "\n".join(lines) + "\ndataset: {num_frames: *a8}\n")
+    with pytest.raises(ValueError, match=r"bomb.yaml: config_path: .*100,000"):
+        VideoDatasetConfig(data_dir=tmp_path, config_path=bomb)

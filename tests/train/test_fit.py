@@ -70,6 +70,10 @@ def test_resume_continues_the_same_run(tiny_manifest: Path, tmp_path: Path) -> N
     assert after["global_step"] == 2 * before["global_step"] > 0
     adam_steps = [s["step"] for s in after["optimizer_states"][0]["state"].values()]
     assert all(float(step) == after["global_step"] for step in adam_steps)
+    # The cosine of the first run (one epoch) ended at zero; the added epoch follows a two-epoch cosine instead.
+    rates = [row for row in csv.DictReader((first.run_dir / "metrics.csv").open()) if row.get("lr-AdamW")]
+    lr = load_config(None, tiny_overrides(tiny_manifest, tmp_path)).train.lr
+    assert [float(row["lr-AdamW"]) for row in rates] == pytest.approx([lr, lr / 2])
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint(tiny_manifest: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -29,9 +29,11 @@ def test_variants_get_the_whole_grid_and_are_named_in_rows_table_and_advice(
     variants = [("model.activation_checkpointing=true",), ("data.image_size=[64,64]",)]
     plan = plan_memory(config, budget="1TiB", batch=[1, 2], precision=["32"], variants=variants, measure=False)
     names = [row.variant for row in plan.rows]
-    assert names == ["", "", "model.activation_checkpointing=true", "model.activation_checkpointing=true"] + [
-        "data.image_size=[64,64]"
-    ] * 2
+    assert (
+        names
+        == ["", "", "model.activation_checkpointing=true", "model.activation_checkpointing=true"]
+        + ["data.image_size=[64,64]"] * 2
+    )
     peaks = {(row.variant, row.batch_size): row.peak_bytes or 0 for row in plan.rows}
     assert peaks[("data.image_size=[64,64]", 2)] > peaks[("", 2)]  # the variant's own frames are planned
     assert plan.image_size == (32, 32)  # the config's own frame size heads the plan

@@ -88,7 +88,8 @@ def load_extractor(
     else:
         assert config is not None
         loaded = load_config(config, list(overrides))
-        if loaded.experiment.task == "action" and loaded.model.pretrained is None and loaded.model.pretrained_path is None:
+        model = loaded.model
+        if loaded.experiment.task == "action" and model.pretrained is None and model.pretrained_path is None:
             raise ConfigError(
                 f"--config {config}: model.pretrained is null and no model.pretrained_path is given: an untrained "
                 "backbone's features mean nothing; set model.pretrained: kinetics400, or extract with --checkpoint"

@@ -9,22 +9,22 @@ left at their defaults.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vidfit.data._import_formats import import_video_folders
 from vidfit.data._manifest import Manifest, load_manifest
+from vidfit.io import DocumentForm, DocumentLimits, read_document
 
 _LOG = logging.getLogger("vidfit")
 _MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
 _SECTIONS = ("dataset", "data")
 # Keys of the file that the dataset does not take: where they belong instead.
 _ELSEWHERE = ("manifest", "data_dir", "config_path", "transform")
+# A settings file is a few keys: its size, nesting and aliases are bounded as a config's are.
+_SETTINGS_LIMITS = DocumentLimits(max_bytes=1 << 20, max_depth=32, max_nodes=100_000)
 
 
 def data_dir_manifest(data_dir: str | os.PathLike[str], *, allow_outside_root: bool = False) -> Manifest:
@@ -45,14 +45,11 @@ def settings_file_values(config: Any, path: str | os.PathLike[str]) -> dict[str,
     notice naming them.
     """
     source = Path(path)
+    form: DocumentForm = "json" if source.suffix.lower() == ".json" else "yaml"
     try:
-        text = source.read_text(encoding="utf-8-sig")
-        document = json.loads(text) if source.suffix.lower() == ".json" else yaml.safe_load(text)
+        document = read_document(source, form=form, source=f"{source}: config_path", limits=_SETTINGS_LIMITS)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{source}: config_path: no such file") from error
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as error:
-        form = source.suffix.lstrip(".").upper() or "YAML"
-        raise ValueError(f"{source}: config_path: not valid {form}: {error}") from error
     if not isinstance(document, dict):
         raise ValueError(f"{source}: config_path: expected a mapping of settings, got {type(document).__name__}")
     section = next((document[name] for name in _SECTIONS if isinstance(document.get(name), dict)), document)

@@ -82,6 +82,18 @@ class VideoPrediction:
     oom_retries: int
     first_frame: int = 0
 
+    def settings(self) -> dict[str, Any]:
+        """How the video was predicted, as the results JSON records it beside the scores."""
+        return {
+            "chunk_aggregation": self.chunk_aggregation,
+            "num_windows": len(self.windows),
+            "chunk_infer_size": self.used_chunk_infer_size,
+            "chunk_overlap": self.chunk_overlap,
+            "precision": self.precision,
+            "video_batch_size": self.used_video_batch_size,
+            "oom_retries": self.oom_retries,
+        }
+
     @property
     def frame_labels(self) -> torch.Tensor:
         """Predicted class of each frame (T,)."""
@@ -267,13 +279,7 @@ def _predictions_json(
             "frames": [prediction.first_frame, prediction.first_frame + len(prediction.frame_logits)],
             "label": label_names[prediction.label],
             "scores": dict(zip(label_names, prediction.scores.tolist(), strict=True)),
-            "chunk_aggregation": prediction.chunk_aggregation,
-            "num_windows": len(prediction.windows),
-            "chunk_infer_size": prediction.used_chunk_infer_size,
-            "chunk_overlap": prediction.chunk_overlap,
-            "precision": prediction.precision,
-            "video_batch_size": prediction.used_video_batch_size,
-            "oom_retries": prediction.oom_retries,
+            **prediction.settings(),
         }
         if evaluations and video_id in evaluations:
             videos[video_id]["evaluation"] = dict(evaluations[video_id])

@@ -2,7 +2,7 @@
 
 from vidfit.io._atomic import check_writable, write_files_atomic
 from vidfit.io._checkpoint import CheckpointError, read_checkpoint
-from vidfit.io._documents import DocumentError, DocumentLimits, load_document, read_document, shorten
+from vidfit.io._documents import DocumentError, DocumentForm, DocumentLimits, load_document, read_document, shorten
 from vidfit.io._http import RemoteChangedError, RemoteError
 from vidfit.io._reader import VideoReader, probe
 from vidfit.io._signals import Terminated, sigterm_as_interrupt
@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "Chunk",
     "DocumentError",
+    "DocumentForm",
     "DocumentLimits",
     "FrameBatch",
     "RemoteChangedError",

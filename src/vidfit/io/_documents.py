@@ -87,7 +87,7 @@ def read_document(path: Path, *, form: DocumentForm, source: str, limits: Docume
     if len(data) > limits.max_bytes:
         raise DocumentError(f"{source}: more than the {limits.max_bytes:,} bytes a {_WHAT[form]} may have")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # editors on Windows start files with a byte-order mark
     except UnicodeDecodeError as error:
         raise DocumentError(f"{source}: not UTF-8 text (byte {error.start})") from None
     return load_document(text, form=form, source=source, limits=limits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -88,11 +89,6 @@ class HfBackbone(VideoBackbone):
                 self.register_state_dict_post_hook(_drop_base_weights),
                 self.register_load_state_dict_pre_hook(_fill_base_weights),
             ]
-
-    @property
-    def has_lora(self) -> bool:
-        """Whether LoRA adapters are in (not merged yet)."""
-        return self._peft is not None
 
     def merge_lora(self) -> None:
         """Folds the LoRA adapters into the weights (for inference); the state dict is then the whole encoder's."""
@@ -201,12 +197,25 @@ def _on_meta() -> bool:
     return torch.empty(0).device.type == "meta"
 
 
+@contextlib.contextmanager
+def _quiet(transformers: Any) -> Iterator[None]:
+    """No "Loading weights" progress bar: reading from local disk takes a moment, and fit has its own output."""
+    logging = transformers.utils.logging
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def _load_net(hf: HfModel, *, weights: bool) -> nn.Module:
     """The model with its weights read from disk, or only built from its config (random, or on the meta device)."""
     transformers = import_extra("transformers", needed_for=f"backbone={hf.name!r}")
     config = copy.deepcopy(hf.config)  # the cached config stays as read
     attention = {"attn_implementation": "sdpa" if hf.family.sdpa else "eager"}
-    with hf.family.building():
+    with hf.family.building(), _quiet(transformers):
         if weights:
             net = transformers.AutoModel.from_pretrained(
                 hf.folder, config=config, local_files_only=True, dtype=torch.float32, **attention

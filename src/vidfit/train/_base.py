@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
+import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -150,8 +153,17 @@ class GuardedModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.guard.num_micro_batches = int(checkpoint.get("vidfit_micro_batches", 1))
 
+    def on_train_start(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:  # a resumed run has the schedule it saved: this run's config sets its length
+            _follow_schedule_settings(
+                cast(torch.optim.lr_scheduler.LRScheduler, scheduler),
+                cosine_epochs=_cosine_epochs(self.config),
+                milestones=self.config.train.milestones,
+            )
+
     def configure_optimizers(self) -> Any:
-        settings, max_epochs = self.config.train, max(1, self.config.trainer.max_epochs)
+        settings = self.config.train
         parameters = [p for p in self.parameters() if p.requires_grad]
         if settings.optimizer == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -162,9 +174,8 @@ class GuardedModule(L.LightningModule):
         schedules: list[torch.optim.lr_scheduler.LRScheduler] = []
         if settings.warmup_epochs > 0:
             schedules.append(torch.optim.lr_scheduler.LinearLR(optimizer, 0.01, 1.0, settings.warmup_epochs))
-        remaining = max(1, max_epochs - settings.warmup_epochs)
         if settings.scheduler == "cosine":
-            schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=remaining))
+            schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=_cosine_epochs(self.config)))
         elif settings.scheduler == "multistep":
             schedules.append(torch.optim.lr_scheduler.MultiStepLR(optimizer, settings.milestones, settings.gamma))
         if not schedules:
@@ -175,3 +186,35 @@ class GuardedModule(L.LightningModule):
             else torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=[settings.warmup_epochs])
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _cosine_epochs(config: Config[Any, Any, Any]) -> int:
+    """The epochs of the cosine decay: those after the warm-up."""
+    return max(1, max(1, config.trainer.max_epochs) - config.train.warmup_epochs)
+
+
+def _follow_schedule_settings(
+    scheduler: torch.optim.lr_scheduler.LRScheduler, *, cosine_epochs: int, milestones: list[int]
+) -> None:
+    """Sets a restored schedule's cosine length and step milestones to this run's, at its current epoch.
+
+    Resuming restores the schedule with the length of the run that saved it: a run resumed with a larger
+    ``trainer.max_epochs`` would otherwise train its added epochs at the learning rate the old end reached
+    (zero for a cosine). The cosine's rate becomes the one this run's schedule has at this epoch.
+    """
+    parts = list(getattr(scheduler, "_schedulers", [scheduler]))  # a SequentialLR: warm-up, then the decay
+    milestones_of_parts = list(getattr(scheduler, "_milestones", []))
+    active = parts[bisect.bisect_right(milestones_of_parts, scheduler.last_epoch)] if len(parts) > 1 else scheduler
+    for part in parts:
+        if isinstance(part, torch.optim.lr_scheduler.MultiStepLR):
+            part.milestones = Counter(milestones)
+        elif isinstance(part, torch.optim.lr_scheduler.CosineAnnealingLR) and part.T_max != cosine_epochs:
+            part.T_max = cosine_epochs
+            if part is active:
+                rates = [
+                    part.eta_min + (base - part.eta_min) * (1 + math.cos(math.pi * part.last_epoch / cosine_epochs)) / 2
+                    for base in part.base_lrs
+                ]
+                for group, rate in zip(part.optimizer.param_groups, rates, strict=True):
+                    group["lr"] = rate
+                part._last_lr = rates  # what get_last_lr() and the learning-rate monitor report

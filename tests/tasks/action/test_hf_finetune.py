@@ -47,44 +47,30 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["videomae", "timesformer"])
 @pytest.mark.parametrize("mode", list(MODES))
-def test_each_way_of_fine_tuning_trains_what_it_should(
+def test_each_way_of_fine_tuning_trains_what_it_should_resumes_and_predicts(
     hf_models: dict[str, Path],
     tiny_manifest: Path,
     tmp_path: Path,
     family: str,
     mode: str,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = hf_models[family]
+    overrides = _overrides(tiny_manifest, tmp_path, folder, *MODES[mode], "trainer.max_steps=-1")
     with caplog.at_level(logging.INFO, logger="vidfit"):
-        result = fit(load_config(None, _overrides(tiny_manifest, tmp_path, folder, *MODES[mode])))
-    assert result.last_checkpoint is not None
+        first = fit(load_config(None, overrides))
+    assert first.last_checkpoint is not None
     lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("trainable param")]
     assert len(lines) == 1
     trainable, total = (int(part.replace(",", "")) for part in lines[0].split(": ")[1].split(" (")[0].split(" of "))
     assert (trainable == total) == (mode in ("full", "token_drop"))
     base = transformers.AutoModel.from_pretrained(folder).state_dict()[_FIRST_QUERY[family]]
-    saved = _weights(result.last_checkpoint)
+    saved = _weights(first.last_checkpoint)
     if mode == "lora":  # the checkpoint holds the adapters and no base weights
         assert saved and all(".lora_" in key for key in saved)
     else:
         assert torch.equal(saved[_FIRST_QUERY[family]], base) == (mode == "frozen")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("family", "mode"), [("videomae", "lora"), ("timesformer", "full")])
-def test_a_run_resumes_and_its_checkpoint_predicts(
-    hf_models: dict[str, Path],
-    tiny_manifest: Path,
-    tmp_path: Path,
-    family: str,
-    mode: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    extra = (*MODES[mode], "train.token_drop=0.5", "trainer.max_steps=-1")
-    overrides = _overrides(tiny_manifest, tmp_path, hf_models[family], *extra)
-    first = fit(load_config(None, overrides))
-    assert first.last_checkpoint is not None
     steps = torch.load(first.last_checkpoint, weights_only=True)["global_step"]
     resumed = fit(load_config(None, [*overrides, "trainer.max_epochs=2"]), resume_from=first.last_checkpoint)
     assert resumed.last_checkpoint is not None and resumed.run_dir == first.run_dir
@@ -97,9 +83,10 @@ def test_a_run_resumes_and_its_checkpoint_predicts(
         merged.append(not any(".lora_" in name for name, _ in self.named_parameters()))
 
     monkeypatch.setattr(VideoClassifier, "merge_lora", recording)
-    result = predict(resumed.last_checkpoint, [tiny_manifest], out=tmp_path / "p.json", progress=False)
-    assert result.failures == {} and sorted(result.predictions) == [v.id for v in load_manifest(tiny_manifest).videos]
-    assert merged == [True]  # predict runs the merged model
+    result = predict(resumed.last_checkpoint, [tiny_manifest], out=tmp_path / "p.json", split="val", progress=False)
+    val = [video.id for video in load_manifest(tiny_manifest).videos if video.split == "val"]
+    assert result.failures == {} and sorted(result.predictions) == val
+    assert merged == [True]  # predict runs the merged model (adapters folded in, none left)
 
 
 def test_an_out_of_memory_batch_of_an_hf_backbone_is_redone_in_micro_batches(
@@ -130,6 +117,7 @@ def test_auto_fit_estimates_an_hf_backbone_and_fits_the_effective_batch(
     assert chosen.peak_bytes is not None and 0 < chosen.peak_bytes < 2**30
 
 
+@pytest.mark.slow
 def test_the_plan_has_rows_for_each_way_of_fine_tuning(
     hf_models: dict[str, Path], tiny_manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.conftest import tiny_overrides
 from vidfit.apps import predict
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
-from vidfit.data import VideoBatch
+from vidfit.data import Segment, Timeline, VideoBatch, load_manifest, save_manifest
 from vidfit.infer import TimedSegment
 from vidfit.io import write_video
 from vidfit.tasks.action._multilabel import class_thresholds, multi_label_counts, multi_label_loss
@@ -176,3 +177,18 @@ def test_metrics_of_perfect_and_of_wrong_predictions() -> None:
     shifted = multi_label_metrics([score(truth.roll(1, dims=1).float())], thresholds=thresholds)
     assert shifted.frame_f1 == pytest.approx(0.25) and shifted.frame_map is not None and shifted.frame_map < 1.0
     assert perfect.logged("val")["val/frame_map"] == 1.0 and "val/top1" not in perfect.logged("val")
+
+
+def test_a_single_label_model_refuses_a_manifest_whose_segments_overlap(
+    tiny_manifest: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    manifest = load_manifest(tiny_manifest)
+    first, second = manifest.labels[:2]
+    overlapping = Timeline("frames", (Segment(0, 10, first), Segment(4, 16, second)))
+    videos = (dataclasses.replace(manifest.videos[0], timeline=overlapping), *manifest.videos[1:])
+    multi = save_manifest(
+        dataclasses.replace(manifest, videos=videos, multi_label=True), tiny_manifest.parent / "multi.yaml"
+    )
+    with pytest.raises(ConfigError, match=r"\[0, 10\) and \[4, 16\) overlap .*a single-label model"):
+        predict(tiny_checkpoint, [multi], out=tmp_path / "p.json", progress=False)
+    assert not (tmp_path / "p.json").exists()

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch.utils.data import RandomSampler
 
-from vidfit.data import IGNORE_LABEL, Segment, Timeline, VideoEntry
-from vidfit.infer import FeatureEntry, FeatureIndex, VideoFeatures, write_video_features
+from vidfit.config import ConfigError, config_from_dict
+from vidfit.data import IGNORE_LABEL, Manifest, Segment, Timeline, VideoEntry, save_manifest
+from vidfit.infer import FeatureEntry, FeatureIndex, VideoFeatures, save_feature_index, write_video_features
 from vidfit.memory._oom import split_batch
-from vidfit.tasks.temporal import BucketBatchSampler, FeatureSequences, collate_sequences
+from vidfit.tasks.temporal import BucketBatchSampler, FeatureSequences, TemporalDataModule, collate_sequences
 from vidfit.tasks.temporal._data import step_labels
 
 LABELS = ("background", "wave")
@@ -55,8 +56,8 @@ def test_bucketed_sampler_drops_only_short_batches_when_asked() -> None:
 
 
 def test_step_labels_read_the_timeline_at_window_centres() -> None:
-    entry = VideoEntry("v", {"front": Path("v.mp4")}, timeline=Timeline("frames", (Segment(0, 10, "background"),
-                                                                                  Segment(10, 20, "wave"))))  # fmt: skip
+    timeline = Timeline("frames", (Segment(0, 10, "background"), Segment(10, 20, "wave")))
+    entry = VideoEntry("v", {"front": Path("v.mp4")}, timeline=timeline)
     centres = np.array([1.5, 5.5, 9.5, 13.5, 21.5])
     labels = step_labels(entry, labels=LABELS, centre_frames=centres, centre_seconds=centres / 10)
     assert labels.tolist() == [0, 0, 1, 1, IGNORE_LABEL]  # 9.5 rounds to frame 10, 21.5 is past the timeline
@@ -71,8 +72,8 @@ def _folder(tmp_path: Path, lengths: dict[str, int]) -> tuple[FeatureIndex, list
             np.arange(steps * 2, dtype=np.float16).reshape(1, steps, 2), np.stack([starts, starts + 8], 1),
             starts + 3.5, (starts + 3.5) / 10, np.arange(steps * 4 + 4) / 10,
         )  # fmt: skip
-        digest = write_video_features(tmp_path / f"{video_id}.npz", features,
-                                      meta={"format": "vidfit-features-1", "video_id": video_id, "settings": settings})  # fmt: skip
+        meta = {"format": "vidfit-features-1", "video_id": video_id, "settings": settings}
+        digest = write_video_features(tmp_path / f"{video_id}.npz", features, meta=meta)
         videos[video_id] = FeatureEntry(f"{video_id}.npz", steps * 4 + 4, steps, 10.0, digest)
         timeline = Timeline("frames", (Segment(0, steps * 2, "background"), Segment(steps * 2, steps * 4 + 4, "wave")))
         entries.append(VideoEntry(video_id, {"front": tmp_path / f"{video_id}.mp4"}, split="train", timeline=timeline))
@@ -100,3 +101,14 @@ def test_a_file_made_otherwise_than_its_index_says_is_refused(tmp_path: Path) ->
     other = FeatureIndex({**index.settings, "stride": 2}, index.videos, {}, tmp_path)
     with pytest.raises(ValueError, match="other settings"):
         FeatureSequences(other, entries, labels=LABELS, evaluate=False)[0]
+
+
+def test_a_multi_label_manifest_is_refused(tmp_path: Path) -> None:
+    index, entries = _folder(tmp_path, {"a": 4, "b": 4})
+    save_feature_index(index, tmp_path / "features.yaml")
+    manifest = save_manifest(Manifest(LABELS, tmp_path, tuple(entries), multi_label=True), tmp_path / "m.yaml")
+    config = config_from_dict(
+        {"experiment": {"task": "temporal"}, "data": {"manifest": str(manifest), "features": str(tmp_path)}}
+    )
+    with pytest.raises(ConfigError, match=r"is multi-label .* takes one class per frame.*--overlap longest"):
+        TemporalDataModule(config)

@@ -17,6 +17,7 @@ from vidfit.cli import main
 from vidfit.config import ConfigError, config_from_dict, load_config
 from vidfit.models import build_classifier
 from vidfit.train import fit, validate
+from vidfit.train import test as run_test
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def _config(features: tuple[Path, Path], tmp_path: Path, head: str, **changes: A
     return document
 
 
+@pytest.mark.slow  # fit, validate and predict: 5 to 8 s on 2 cores
 @pytest.mark.parametrize("head", ["mstcn", "actionformer"])
 def test_fit_validate_predict(features: tuple[Path, Path], tmp_path: Path, head: str) -> None:
     config = config_from_dict(_config(features, tmp_path, head))
@@ -68,6 +70,10 @@ def test_fit_validate_predict(features: tuple[Path, Path], tmp_path: Path, head:
     }
     assert expected <= set(figures)
     assert all(0 <= figures[name] <= 1 for name in expected - {"val/loss"})
+    # `test` scores its split as `validate` does (here the same videos).
+    tested = run_test(config_from_dict(_config(features, tmp_path, head, **{"data.test_split": "val"})),
+                      checkpoint=run.best_checkpoint)  # fmt: skip
+    assert tested["test/f1@50"] == pytest.approx(figures["val/f1@50"]) and tested["test/mAP"] == figures["val/mAP"]
     result = predict(run.best_checkpoint, [features[0]], out=tmp_path / "predictions.json", split="val",
                      progress=False)  # fmt: skip
     assert result.failures == {} and result.metrics is not None and result.metrics.segmentation is not None
@@ -85,10 +91,16 @@ def test_fit_validate_predict(features: tuple[Path, Path], tmp_path: Path, head:
     assert len(rows) == 4 * 32 and {row["label"] for row in rows} <= {"idle", "left", "right", "jump"}
 
 
-def test_predicted_shards_merge(features: tuple[Path, Path], tmp_path: Path) -> None:
-    config = config_from_dict(_config(features, tmp_path, "mstcn", **{"trainer.max_epochs": 1}))
-    checkpoint = fit(config).best_checkpoint
-    assert checkpoint is not None
+@pytest.fixture(scope="module")
+def checkpoint(features: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MS-TCN after one epoch."""
+    config = config_from_dict(_config(features, tmp_path_factory.mktemp("mstcn"), "mstcn", **{"trainer.max_epochs": 1}))
+    result = fit(config).best_checkpoint
+    assert result is not None
+    return result
+
+
+def test_predicted_shards_merge(features: tuple[Path, Path], checkpoint: Path, tmp_path: Path) -> None:
     whole = predict(checkpoint, [features[0]], out=tmp_path / "all.json", progress=False)
     for index in range(2):
         predict(checkpoint, [features[0]], out=tmp_path / "merged.json", shard=f"{index}/2", progress=False)
@@ -97,11 +109,9 @@ def test_predicted_shards_merge(features: tuple[Path, Path], tmp_path: Path) -> 
     assert json.loads((tmp_path / "merged.json").read_text()) == json.loads(whole.json_path.read_text())
 
 
-def test_a_model_reads_only_features_made_as_those_it_learnt_on(features: tuple[Path, Path], tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    config = config_from_dict(_config(features, tmp_path, "mstcn", **{"trainer.max_epochs": 1}))
-    checkpoint = fit(config).best_checkpoint
-    assert checkpoint is not None
+def test_a_model_reads_only_features_made_as_those_it_learnt_on(
+    features: tuple[Path, Path], checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = tmp_path / "other"
     ckpt = yaml.safe_load((features[1] / "features.yaml").read_text())["checkpoint"]
     extract([features[0]], out=other, checkpoint=ckpt, window=8, stride=2, split="val", progress=False)
@@ -111,14 +121,14 @@ def test_a_model_reads_only_features_made_as_those_it_learnt_on(features: tuple[
 
 
 def test_the_config_is_checked_before_any_run(features: tuple[Path, Path], tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data.features must name the feature folder"):
+    with pytest.raises(ConfigError, match=r"data\.features must name the feature folder"):
         config_from_dict(_config(features, tmp_path, "mstcn", **{"data.features": ""}))
-    with pytest.raises(ConfigError, match="model.head='tcn' is not one of 'mstcn', 'actionformer'"):
+    with pytest.raises(ConfigError, match=r"model\.head='tcn' is not one of 'mstcn', 'actionformer'"):
         config_from_dict(_config(features, tmp_path, "tcn"))
     partial = tmp_path / "partial"
     extract([features[0]], out=partial, checkpoint=yaml.safe_load((features[1] / "features.yaml").read_text())[
         "checkpoint"], window=8, stride=4, split="val", progress=False)  # fmt: skip
     config = config_from_dict(_config(features, tmp_path, "mstcn", **{"data.features": str(partial)}))
-    with pytest.raises(ConfigError, match="has no features of 4 videos of split .train.*run vidfit extract"):
+    with pytest.raises(ConfigError, match=r"has no features of 4 videos of split .train.*run vidfit extract"):
         fit(config)
     assert not (tmp_path / "runs").exists()  # refused before any run folder

@@ -80,7 +80,7 @@ def _document(
             "scores": dict(zip(names, probabilities.tolist(), strict=True)),
             "thresholds": dict(zip(names, thresholds.tolist(), strict=True)),
             "frames": [prediction.first_frame, prediction.first_frame + len(prediction.frame_logits)],
-            **_settings(prediction),
+            **prediction.settings(),
         }
     return {"version": RESULTS_VERSION, "results": results, "external_data": {}, "vidfit": videos}
 
@@ -92,19 +92,6 @@ def _segments(prediction: VideoPrediction, thresholds: torch.Tensor) -> list[Any
         prediction.frame_logits.float().sigmoid(), pts_seconds=prediction.pts_seconds, thresholds=thresholds,
         first_frame=prediction.first_frame,
     )  # fmt: skip
-
-
-def _settings(prediction: VideoPrediction) -> dict[str, Any]:
-    """How the video was predicted, as the single-label results record it."""
-    return {
-        "chunk_aggregation": prediction.chunk_aggregation,
-        "num_windows": len(prediction.windows),
-        "chunk_infer_size": prediction.used_chunk_infer_size,
-        "chunk_overlap": prediction.chunk_overlap,
-        "precision": prediction.precision,
-        "video_batch_size": prediction.used_video_batch_size,
-        "oom_retries": prediction.oom_retries,
-    }
 
 
 def _frame_rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -172,6 +173,8 @@ def predict(
     problems = [unknown_label_problem(j.video_id, label=j.label, timeline=j.timeline, label_names=labels) for j in jobs]
     if any(problems):
         raise ConfigError(f"{next(p for p in problems if p)}: predict with the checkpoint of these classes")
+    if not config.model.multi_label:
+        _refuse_overlapping_timelines(checkpoint.path, jobs)
     all_ids = [job.video_id for job in jobs]
     if shard is not None:
         jobs = [job for job in jobs if job.video_id in shard.video_ids(all_ids)]
@@ -198,6 +201,19 @@ def predict(
         # The other ranks return once rank 0 has written the files, with its failures and scores.
         summary = broadcast_from_rank_zero(summary)
     return PredictResult(predictions, {**failures, **summary.failures}, *paths, summary.metrics, summary.written)
+
+
+def _refuse_overlapping_timelines(checkpoint_path: Path, jobs: list[_Job]) -> None:
+    """Overlapping segments come only from a multi-label manifest, which a single-label model cannot score."""
+    for job in jobs:
+        segments = sorted(job.timeline.segments, key=lambda s: s.start) if job.timeline else []
+        for before, after in itertools.pairwise(segments):
+            if after.start < before.end:
+                raise ConfigError(
+                    f"video {job.video_id!r}: its timeline's segments [{before.start:g}, {before.end:g}) and "
+                    f"[{after.start:g}, {after.end:g}) overlap (a multi_label manifest), but {checkpoint_path} is "
+                    "a single-label model (model.multi_label: false): predict it with a multi-label checkpoint"
+                )
 
 
 def _shard_settings(checkpoint: CheckpointState, overrides: Sequence[str], split: str | None) -> dict[str, Any]:

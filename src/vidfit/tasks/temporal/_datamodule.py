@@ -31,6 +31,11 @@ class TemporalDataModule(TaskDataModule[FeatureSequences]):
 
     def __init__(self, config: TemporalConfig) -> None:
         super().__init__(config)
+        if self.manifest.multi_label:
+            raise ConfigError(
+                f"data.manifest={config.data.manifest!r} is multi-label (segments overlap): experiment.task temporal "
+                "takes one class per frame; import it with --overlap longest (or first)"
+            )
         self.config: TemporalConfig = config
         self.index = load_feature_index(config.data.features)
         self.collate_fn = collate_sequences

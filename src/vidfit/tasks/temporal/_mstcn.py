@@ -76,9 +76,12 @@ class MultiStageTCN(nn.Module):
         self.num_layers = num_layers
         self.stages = nn.ModuleList(
             _Stage(
-                in_channels=in_channels if i == 0 else num_classes, channels=channels, num_layers=num_layers,
-                num_classes=num_classes, dropout=dropout,
-            )  # fmt: skip
+                in_channels=in_channels if i == 0 else num_classes,
+                channels=channels,
+                num_layers=num_layers,
+                num_classes=num_classes,
+                dropout=dropout,
+            )
             for i in range(num_stages)
         )
 
