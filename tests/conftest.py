@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,20 @@ from tests.videos import pattern_frames
 from vidfit.io import write_video
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One thread per test process: `make test`'s two processes fill the CI machine's two cores, where two
+        # thread pools each sized for both cores would make their threads wait on each other.
+        os.environ["OMP_NUM_THREADS"] = "1"  # the processes a test starts (torchrun, Ray, the command line)
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `make test` runs the suite in two processes (pytest-xdist, --dist loadgroup): the tests that start Ray
+    # run in one of them, so that two Ray clusters never share the CI machine's two cores.
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()) or "ray" in item.name.split("_"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

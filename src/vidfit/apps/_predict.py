@@ -11,13 +11,12 @@ from typing import Any
 
 from vidfit.apps._report import write_report
 from vidfit.apps._report_run import is_run_folder
-from vidfit.config import ConfigError, get_task
+from vidfit.config import ConfigError, ReportedOutcome, get_task
 from vidfit.infer import read_checkpoint
 from vidfit.infer._engines import Engine, EngineName
 from vidfit.infer._ranks import is_rank_zero
 from vidfit.infer._shards import Shard
 from vidfit.io import DocumentError, DocumentLimits, load_document, shorten
-from vidfit.tasks.action import PredictResult
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +50,9 @@ def predict(
             loading the model once, one GPU each where the cluster has GPUs); see docs/DISTRIBUTED.md.
         ray_address: The Ray cluster to join; None: ``RAY_ADDRESS``, else a cluster started on this machine.
         shard: ``"i/N"``: only the i-th of N deterministic shards of the videos, for `vidfit merge` to join.
-        report: Write the HTML report of action predictions beside the JSON (``<stem>.html``, `write_report`),
-            with the curves of the checkpoint's run folder; not for a shard.
+        report: Write the HTML report of the predictions beside their JSON (``<stem>.html``, `write_report`),
+            with the curves of the checkpoint's run folder, for a task whose result is a `ReportedOutcome`
+            (action, temporal); not for a shard.
         options: The task's own options (super-resolution: ``codec``).
 
     Returns:
@@ -71,12 +71,12 @@ def predict(
     where: dict[str, Any] = {} if out is None else {"out": out}
     where.update(engine=runner, shard=part)
     result = spec.predict(state, inputs, overrides=overrides, split=split, progress=progress, **where, **options)
-    if report and part is None and isinstance(result, PredictResult) and result.written and is_rank_zero():
+    if report and part is None and isinstance(result, ReportedOutcome) and result.written and is_rank_zero():
         result = dataclasses.replace(result, report_path=_report(result, Path(checkpoint), inputs))
     return result
 
 
-def _report(result: PredictResult, checkpoint: Path, inputs: Sequence[str | os.PathLike[str]]) -> Path | None:
+def _report(result: ReportedOutcome, checkpoint: Path, inputs: Sequence[str | os.PathLike[str]]) -> Path | None:
     """The report beside the predictions; a report that cannot be written is a warning, the predictions stand."""
     run_dir = checkpoint.parent.parent  # a run folder's checkpoints/<name>.ckpt
     try:

@@ -8,6 +8,7 @@ from vidfit.config._contract import (
     PlanStepFunction,
     PredictFunction,
     PredictOutcome,
+    ReportedOutcome,
     Stage,
     TaskData,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "PlannedClips",
     "PredictFunction",
     "PredictOutcome",
+    "ReportedOutcome",
     "Stage",
     "TaskData",
     "TaskOrigin",

@@ -8,9 +8,11 @@ module) are for the type checker only: nothing below `tasks/` imports them at ru
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from vidfit.memory._step import Precision
 
@@ -82,6 +84,33 @@ class PredictOutcome(Protocol):
 
     def report_lines(self) -> list[str]:
         """What the command line prints of the run, failures apart."""
+        ...
+
+
+@runtime_checkable
+class ReportedOutcome(PredictOutcome, Protocol):
+    """A `PredictOutcome` of predictions `vidfit report` reads (a predictions JSON, `vidfit.apps.write_report`).
+
+    A dataclass (``@dataclass(frozen=True)``) with these fields: `vidfit.apps.predict` writes the HTML report
+    of `json_path` beside it (``<stem>.html``) when `written`, and returns the result with `report_path` set
+    (``dataclasses.replace``); `report_lines` then end with ``report: <report_path>``.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def json_path(self) -> Path:
+        """The predictions JSON: ``results`` segments with ``frames``, and per video a ``vidfit`` record."""
+        ...
+
+    @property
+    def written(self) -> bool:
+        """Whether the outputs were written (not when no video could be predicted)."""
+        ...
+
+    @property
+    def report_path(self) -> Path | None:
+        """The report written beside `json_path`; None until written, or without one."""
         ...
 
 

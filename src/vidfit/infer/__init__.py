@@ -31,6 +31,7 @@ from vidfit.infer._results import (
 from vidfit.infer._results import Segment as TimedSegment
 from vidfit.infer._scores import (
     EvaluationMetrics,
+    FrameScore,
     VideoScore,
     evaluation_metrics,
     metric_names,
@@ -53,6 +54,7 @@ __all__ = [
     "FeatureEntry",
     "FeatureFileError",
     "FeatureIndex",
+    "FrameScore",
     "ModelOutput",
     "Ranks",
     "Shard",

@@ -47,6 +47,11 @@ class DetectionMAP:
     ap_per_class: dict[int, tuple[float, ...]]
     tiou_thresholds: tuple[float, ...]
 
+    def figures(self) -> dict[str, float]:
+        """The figures by the names every task logs them under: ``mAP`` and ``mAP@0.3`` ... ``mAP@0.7``."""
+        at = {f"mAP@{t:.1f}": m for t, m in zip(self.tiou_thresholds, self.map_per_tiou, strict=True)}
+        return {"mAP": self.average_map, **at}
+
 
 def detection_map(
     predicted: Mapping[str, Sequence[Segment]],

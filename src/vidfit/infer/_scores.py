@@ -143,11 +143,8 @@ class EvaluationMetrics:
         values = {
             "top1": self.top1, "top5": self.top5, "mean_class_acc": self.mean_class_accuracy,
             "frame_acc": self.frame_accuracy, "f1@0.5": self.segment_f1,
-            "mAP": None if self.detection is None else self.detection.average_map,
+            **({} if self.detection is None else self.detection.figures()),
         }  # fmt: skip
-        if self.detection is not None:
-            found = self.detection
-            values.update({f"mAP@{t:.1f}": m for t, m in zip(found.tiou_thresholds, found.map_per_tiou, strict=True)})
         return {f"{stage}/{name}": value for name, value in values.items() if value is not None}
 
     def report_lines(self) -> list[str]:
@@ -235,7 +232,8 @@ def score_to_json(score: VideoScore, label_names: Sequence[str]) -> dict[str, An
 def scores_from_document(document: Mapping[str, Any]) -> tuple[list[VideoScore], tuple[str, ...]]:
     """The records a predictions document keeps, in its order, with its class names (those of every video's scores).
 
-    Videos predicted without labels keep no record and are left out.
+    Videos predicted without labels keep no record and are left out, as are a multi-label model's (their records
+    have their own shape, and these figures are not theirs).
     """
     videos: Mapping[str, Any] = document.get("vidfit", {})
     label_names = tuple(next(iter(videos.values()))["scores"]) if videos else ()
@@ -248,7 +246,7 @@ def scores_from_document(document: Mapping[str, Any]) -> tuple[list[VideoScore],
     records = []
     for video_id, entry in videos.items():
         evaluation = entry.get("evaluation")
-        if evaluation is None:
+        if evaluation is None or entry.get("multi_label"):
             continue
         frames, label = evaluation["frames"], evaluation["label"]
         records.append(

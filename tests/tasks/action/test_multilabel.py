@@ -13,12 +13,14 @@ import yaml
 
 from tests.conftest import tiny_overrides
 from vidfit.apps import predict
+from vidfit.apps._report_data import read_predictions
 from vidfit.cli import main
 from vidfit.config import ConfigError, load_config
 from vidfit.data import Segment, Timeline, VideoBatch, load_manifest, save_manifest
-from vidfit.infer import TimedSegment
+from vidfit.infer import TimedSegment, VideoPrediction
 from vidfit.io import write_video
 from vidfit.tasks.action._multilabel import class_thresholds, multi_label_counts, multi_label_loss
+from vidfit.tasks.action._multilabel_output import write_multi_label_results
 from vidfit.tasks.action._multilabel_scores import MultiLabelScore, class_segments, multi_label_metrics
 from vidfit.train import fit
 
@@ -177,6 +179,34 @@ def test_metrics_of_perfect_and_of_wrong_predictions() -> None:
     shifted = multi_label_metrics([score(truth.roll(1, dims=1).float())], thresholds=thresholds)
     assert shifted.frame_f1 == pytest.approx(0.25) and shifted.frame_map is not None and shifted.frame_map < 1.0
     assert perfect.logged("val")["val/frame_map"] == 1.0 and "val/top1" not in perfect.logged("val")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Video:
+    video_id: str
+    timeline: Timeline | None
+    label: str | None = None
+
+
+def test_the_results_keep_each_videos_true_segments_for_the_report(tmp_path: Path) -> None:
+    # Red on frames [0, 6), green on [2, 8) of 8; predicted: red [0, 6), green [3, 8) (tIoU 5/6): frame 2 misses green.
+    probabilities = torch.zeros(8, 2)
+    probabilities[:6, 0], probabilities[3:, 1] = 0.9, 0.8
+    prediction = VideoPrediction(
+        scores=torch.tensor([2.0, 2.0]), label=0, windows=[], window_logits=torch.zeros(1, 2),
+        frame_logits=torch.logit(probabilities.clamp(0.01, 0.99)), pts_seconds=torch.arange(8.0) / 10,
+        chunk_aggregation="mean", chunk_overlap=0, precision="32", used_chunk_infer_size=-1,
+        used_video_batch_size=1, oom_retries=0,
+    )  # fmt: skip
+    timeline = Timeline("frames", (Segment(0, 6, "red"), Segment(2, 8, "green")))
+    videos = [_Video("v", timeline), _Video("u", None, label="green")]
+    paths = (tmp_path / "p.json", tmp_path / "p.csv")
+    write_multi_label_results({"v": prediction, "u": prediction}, videos=videos, paths=paths, label_names=LABELS,
+                              thresholds=torch.tensor([0.5, 0.5]), per_frame=True)  # fmt: skip
+    found = {video.video_id: video for video in read_predictions(paths[0]).videos}
+    assert sorted(found["v"].true) == [(0, 6, 0, 1.0), (2, 8, 1, 1.0)] and found["v"].label == (0, 1)
+    assert (found["v"].labelled_frames, found["v"].correct_frames, found["v"].segment_f1) == (8, 7, 1.0)
+    assert found["u"].true == [] and found["u"].label == (1,) and found["u"].labelled_frames == 0
 
 
 def test_a_single_label_model_refuses_a_manifest_whose_segments_overlap(

@@ -11,10 +11,14 @@ import pytest
 import torch
 import yaml
 
+from tests.apps.test_report import page_data
 from vidfit._synthetic import make_demo_dataset
 from vidfit.apps import extract, merge, predict
+from vidfit.apps._report_data import read_predictions
+from vidfit.apps._report_runs import decode_lane
 from vidfit.cli import main
 from vidfit.config import ConfigError, config_from_dict, load_config
+from vidfit.data import load_manifest
 from vidfit.models import build_classifier
 from vidfit.train import fit, validate
 from vidfit.train import test as run_test
@@ -104,9 +108,37 @@ def test_predicted_shards_merge(features: tuple[Path, Path], checkpoint: Path, t
     whole = predict(checkpoint, [features[0]], out=tmp_path / "all.json", progress=False)
     for index in range(2):
         predict(checkpoint, [features[0]], out=tmp_path / "merged.json", shard=f"{index}/2", progress=False)
-    merge(tmp_path / "merged.json")
+    merged = merge(tmp_path / "merged.json")
     assert (tmp_path / "merged.csv").read_bytes() == whole.csv_path.read_bytes()
     assert json.loads((tmp_path / "merged.json").read_text()) == json.loads(whole.json_path.read_text())
+    # The figures of the shards' records, scored together, are those of the whole run.
+    assert whole.metrics is not None and whole.metrics.segmentation is not None and merged.metrics is not None
+    assert merged.metrics.frame_accuracy == pytest.approx(whole.metrics.segmentation.frame_accuracy)
+    assert whole.metrics.detection is not None and merged.metrics.detection is not None
+    assert merged.metrics.detection.average_map == pytest.approx(whole.metrics.detection.average_map)
+
+
+def test_predict_writes_the_report_of_true_and_predicted_segments(
+    features: tuple[Path, Path], checkpoint: Path, tmp_path: Path
+) -> None:
+    result = predict(checkpoint, [features[0]], out=tmp_path / "p.json", split="val", progress=False)
+    page = tmp_path / "p.html"
+    assert result.report_path == page and result.report_lines()[-1] == f"report: {page}"
+    entries = {entry["id"]: entry for entry in page_data(page.read_text())["videos"]}
+    manifest = {video.id: video for video in load_manifest(features[0]).videos if video.split == "val"}
+    assert set(entries) == set(manifest) and set(entries) == set(result.results)
+    names = read_predictions(result.json_path).label_names
+    for video_id, video in manifest.items():
+        assert video.timeline is not None and entries[video_id]["frames"] == [0, 32]
+        true = [decode_lane(lane, origin=0) for lane in entries[video_id]["true"]]
+        drawn = [(int(a), int(b), names[c]) for t in true for a, b, c in zip(t.starts, t.stops, t.labels, strict=True)]
+        # The timeline's actions, the background ("idle") left out as the task scores them.
+        assert drawn == [(int(s.start), int(s.end), s.label) for s in video.timeline.segments if s.label != "idle"]
+        predicted = [decode_lane(lane, origin=0) for lane in entries[video_id]["pred"]]
+        runs = sorted((int(a), int(b)) for lane in predicted for a, b in zip(lane.starts, lane.stops, strict=True))
+        assert runs == sorted((s.start_frame, s.stop_frame) for s in result.results[video_id].segments)
+        assert 0 <= entries[video_id]["error"] <= 1  # scored: the worst-first order has its frames
+    assert any(entry["true"] for entry in entries.values()) and any(entry["pred"] for entry in entries.values())
 
 
 def test_a_model_reads_only_features_made_as_those_it_learnt_on(

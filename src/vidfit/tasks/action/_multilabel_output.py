@@ -14,11 +14,12 @@ from typing import Any, Protocol
 
 import torch
 
-from vidfit.data import Timeline
-from vidfit.infer import RESULTS_VERSION, VideoPrediction, segment_to_json
+from vidfit.data import IGNORE_LABEL, Timeline
+from vidfit.infer import RESULTS_VERSION, VideoPrediction, segment_f1, segment_to_json
 from vidfit.io import write_files_atomic
 from vidfit.tasks.action._multilabel_scores import (
     MultiLabelMetrics,
+    MultiLabelScore,
     class_segments,
     multi_label_metrics,
     score_multi_label,
@@ -33,6 +34,7 @@ def write_multi_label_predictions(
     label_names: Sequence[str],
     thresholds: torch.Tensor,
     per_frame: bool = True,
+    evaluations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
     """Writes the results of a multi-label model.
 
@@ -40,14 +42,19 @@ def write_multi_label_predictions(
     "frames": [start, stop]}]}, "external_data": {}, "vidfit": {video_id: {...}}}``: one result per run of
     frames whose probability of a class reaches its threshold (runs of several classes may overlap), and a
     ``vidfit`` section with the video's classes at their thresholds, its probability of each class, the
-    thresholds and the settings used. The CSV has one row per frame: video_id, frame, pts_seconds, labels
+    thresholds, the settings used and, where given, its scoring record under ``evaluation``
+    (`evaluation_record`). The CSV has one row per frame: video_id, frame, pts_seconds, labels
     (the classes at or over their thresholds, joined by ``;``), and ``score:<class>``, its probability, per class.
 
     Args:
         per_frame: Whether the model's frame head was trained; off, results list the video's classes at their
             thresholds (``{"label", "score"}``) and the CSV has one row per video.
     """
-    text = json.dumps(_document(predictions, label_names, thresholds, per_frame=per_frame), indent=2)
+    document = _document(predictions, label_names, thresholds, per_frame=per_frame)
+    for video_id, record in (evaluations or {}).items():
+        if video_id in document["vidfit"]:
+            document["vidfit"][video_id]["evaluation"] = dict(record)
+    text = json.dumps(document, indent=2)
     rows = (_frame_rows if per_frame else _video_rows)(predictions, label_names, thresholds)
     written = write_files_atomic(
         {
@@ -167,5 +174,30 @@ def write_multi_label_results(
     write_multi_label_predictions(
         predictions, json_path=paths[0], csv_path=paths[1], label_names=label_names, thresholds=thresholds,
         per_frame=per_frame,
+        evaluations={s.video_id: evaluation_record(s, label_names=label_names, thresholds=thresholds) for s in scored},
     )  # fmt: skip
     return multi_label_metrics(scored, thresholds=thresholds) if scored else None
+
+
+def evaluation_record(
+    score: MultiLabelScore, *, label_names: Sequence[str], thresholds: torch.Tensor
+) -> dict[str, Any]:
+    """A video's scoring record in the results JSON (its ``vidfit`` section's ``evaluation``), what `vidfit report`
+    draws its truth from: ``{"labels": [its classes], "frames": None | {"labelled", "correct", "segment_f1",
+    "true_segments"}}``, the frames part as the single-label record's (`vidfit.infer.score_to_json`). A frame is
+    correct when its classes at their thresholds are exactly its true ones; ``frames`` is None without a timeline
+    (or an untrained frame head)."""
+    labels = [name for name, present in zip(label_names, score.label.tolist(), strict=True) if present == 1]
+    truth, probabilities = score.frame_labels, score.frame_probabilities
+    if truth is None or probabilities is None:
+        return {"labels": labels, "frames": None}
+    labelled = (truth != IGNORE_LABEL).all(dim=1)
+    if not bool(labelled.any()):
+        return {"labels": labels, "frames": None}
+    correct = ((probabilities >= thresholds) == (truth == 1)).all(dim=1) & labelled
+    frames = {
+        "labelled": int(labelled.sum()), "correct": int(correct.sum()),
+        "segment_f1": segment_f1(score.predicted, score.true),
+        "true_segments": [segment_to_json(segment, label_names) for segment in score.true],
+    }  # fmt: skip
+    return {"labels": labels, "frames": frames}

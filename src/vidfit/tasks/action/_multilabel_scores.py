@@ -122,11 +122,8 @@ class MultiLabelMetrics:
         """The figures there are, by the names evaluation logs them under (``val/frame_map``, ``val/mAP``...)."""
         values = {
             "frame_map": self.frame_map, "frame_f1": self.frame_f1, "video_map": self.video_map,
-            "f1@0.5": self.segment_f1, "mAP": None if self.detection is None else self.detection.average_map,
+            "f1@0.5": self.segment_f1, **({} if self.detection is None else self.detection.figures()),
         }  # fmt: skip
-        if self.detection is not None:
-            found = self.detection
-            values.update({f"mAP@{t:.1f}": m for t, m in zip(found.tiou_thresholds, found.map_per_tiou, strict=True)})
         return {f"{stage}/{name}": value for name, value in values.items() if value is not None}
 
     def report_lines(self) -> list[str]:

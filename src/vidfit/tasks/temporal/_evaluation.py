@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from vidfit.data import IGNORE_LABEL
-from vidfit.infer import DetectionMAP, TimedSegment, detection_map
+from vidfit.infer import DetectionMAP, FrameScore, TimedSegment, VideoScore, detection_map, score_to_json
 from vidfit.tasks.temporal._frames import StepTimes, runs_to_segments
 from vidfit.tasks.temporal._metrics import (
+    F1_OVERLAPS,
     SegmentationMetrics,
     SegmentationScore,
     score_segmentation,
@@ -57,6 +59,22 @@ def score_temporal(
     return TemporalScore(position, video_id, segmentation, tuple(result.segments), tuple(true), loss)
 
 
+def evaluation_record(
+    score: TemporalScore, *, class_scores: Sequence[float], label_names: Sequence[str]
+) -> dict[str, Any] | None:
+    """The video's scoring record in the predictions JSON (its ``vidfit`` section's ``evaluation``), in the action
+    task's shape (`vidfit.infer.score_to_json`): the true segments `vidfit report` draws, and the counts it sorts
+    the videos by and `vidfit merge` adds up. None without a timeline. Its ``segment_f1`` is the video's own
+    segmental F1@50; no video label is scored (``label`` None), as the task scores timelines only."""
+    found = score.segmentation
+    if found is None:
+        return None
+    hits, false_alarms, misses = found.f1_counts[F1_OVERLAPS.index(0.50)]
+    f1 = 2 * hits / (2 * hits + false_alarms + misses) if hits else 0.0
+    frames = FrameScore(found.num_labelled, found.num_correct, f1, score.predicted, score.true)
+    return score_to_json(VideoScore(score.video_id, IGNORE_LABEL, tuple(class_scores), frames), label_names)
+
+
 @dataclass(frozen=True)
 class TemporalMetrics:
     """The figures of a set of videos.
@@ -77,11 +95,7 @@ class TemporalMetrics:
         if self.segmentation is not None:
             values.update(self.segmentation.logged(stage))
         if self.detection is not None:
-            found = self.detection
-            values[f"{stage}/mAP"] = found.average_map
-            values.update(
-                {f"{stage}/mAP@{t:.1f}": m for t, m in zip(found.tiou_thresholds, found.map_per_tiou, strict=True)}
-            )
+            values.update({f"{stage}/{name}": value for name, value in self.detection.figures().items()})
         return values
 
     def report_lines(self) -> list[str]:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,13 @@ from vidfit.infer import (
 from vidfit.io import check_writable
 from vidfit.tasks.temporal._config import TemporalConfig
 from vidfit.tasks.temporal._datamodule import frames_per_step
-from vidfit.tasks.temporal._evaluation import TemporalMetrics, TemporalScore, score_temporal, temporal_metrics
+from vidfit.tasks.temporal._evaluation import (
+    TemporalMetrics,
+    TemporalScore,
+    evaluation_record,
+    score_temporal,
+    temporal_metrics,
+)
 from vidfit.tasks.temporal._frames import StepTimes
 from vidfit.tasks.temporal._model import FrameResult, TemporalNet
 from vidfit.tasks.temporal._results import write_temporal_results
@@ -46,6 +53,7 @@ class TemporalPredictResult:
         csv_path: One row per frame.
         metrics: The figures of the videos with timelines; None without any.
         written: Whether the files were written (not when no video could be predicted).
+        report_path: The HTML report written beside them (by `vidfit.apps.predict`), None without one.
     """
 
     results: dict[str, FrameResult]
@@ -54,13 +62,15 @@ class TemporalPredictResult:
     csv_path: Path
     metrics: TemporalMetrics | None = None
     written: bool = True
+    report_path: Path | None = None
 
     def report_lines(self) -> list[str]:
         """What the command line prints of the run (failures apart)."""
         if not self.written:
             return [f"no video could be predicted: {self.json_path} and {self.csv_path} not written"]
         lines = [f"{len(self.results)} videos -> {self.json_path}, {self.csv_path}"]
-        return lines + ([] if self.metrics is None else self.metrics.report_lines())
+        lines += [] if self.metrics is None else self.metrics.report_lines()
+        return lines + ([] if self.report_path is None else [f"report: {self.report_path}"])
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def predict(
         return TemporalPredictResult({}, failures, *paths, written=False)
     write_temporal_results(
         {k: (v.result, v.times) for k, v in predicted.items()}, json_path=paths[0], csv_path=paths[1],
-        label_names=labels, head=config.model.head,
+        label_names=labels, head=config.model.head, evaluations=_evaluations(predicted, labels),
     )  # fmt: skip
     if shard is not None:
         settings = {"checkpoint_sha256": file_sha256(checkpoint.path), "overrides": list(overrides), "split": split,
@@ -140,6 +150,16 @@ def predict(
     scores = [v.score for v in predicted.values() if v.score is not None]
     metrics = temporal_metrics(scores) if scores else None
     return TemporalPredictResult({k: v.result for k, v in predicted.items()}, failures, *paths, metrics)
+
+
+def _evaluations(predicted: dict[str, _Predicted], labels: list[str]) -> dict[str, dict[str, Any]]:
+    """The scoring record of each video with a timeline, as the results JSON keeps it."""
+    records = {
+        video_id: evaluation_record(found.score, class_scores=found.result.class_scores.tolist(), label_names=labels)
+        for video_id, found in predicted.items()
+        if found.score is not None
+    }
+    return {video_id: record for video_id, record in records.items() if record is not None}
 
 
 def _video_id(job: _Job) -> str:

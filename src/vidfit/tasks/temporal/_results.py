@@ -19,11 +19,16 @@ from vidfit.tasks.temporal._model import FrameResult
 
 
 def results_document(
-    results: Mapping[str, tuple[FrameResult, StepTimes]], *, label_names: Sequence[str], head: str
+    results: Mapping[str, tuple[FrameResult, StepTimes]],
+    *,
+    label_names: Sequence[str],
+    head: str,
+    evaluations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``{"version", "results": {video_id: [{"label", "score", "segment": [s, e], "frames": [a, b]}]},
     "external_data": {}, "vidfit": {video_id: {"frames", "label", "scores", "head", "num_windows"}}}``: every
-    segment found (best first), and per video its frames ``[start, stop)``, top class and scores by class."""
+    segment found (best first), and per video its frames ``[start, stop)``, top class and scores by class, and
+    where given its scoring record under ``evaluation`` (`evaluation_record`: its true segments)."""
     segments, videos = {}, {}
     for video_id, (result, times) in results.items():
         ranked = sorted(result.segments, key=lambda s: -s.score)
@@ -35,6 +40,8 @@ def results_document(
             "head": head,
             "num_windows": len(times.centre_frames),
         }
+        if evaluations and video_id in evaluations:
+            videos[video_id]["evaluation"] = dict(evaluations[video_id])
     return {"version": RESULTS_VERSION, "results": segments, "external_data": {}, "vidfit": videos}
 
 
@@ -59,10 +66,12 @@ def write_temporal_results(
     csv_path: str | os.PathLike[str],
     label_names: Sequence[str],
     head: str,
+    evaluations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
     """Writes the JSON and the CSV as one output set: both appear, or neither changes."""
+    document = results_document(results, label_names=label_names, head=head, evaluations=evaluations)
     texts = {
-        json_path: json.dumps(results_document(results, label_names=label_names, head=head), indent=2),
+        json_path: json.dumps(document, indent=2),
         csv_path: frame_rows(results, label_names=label_names),
     }
     written = write_files_atomic({path: functools.partial(_write, text=text) for path, text in texts.items()})
