@@ -366,4 +366,4 @@ SECTIONS: dict[str, tuple[Section, int]] = {
     "sr": (sr_section, 40),
     "encoders": (encoders_section, 300),
 }
-SMOKE_BUDGET_S = 45
+SMOKE_BUDGET_S = 90

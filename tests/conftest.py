@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +23,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # `make test` runs the suite in two processes (pytest-xdist, --dist loadgroup): the tests that start Ray
-    # run in one of them, so that two Ray clusters never share the CI machine's two cores.
-    for item in items:
-        if "ray_cluster" in getattr(item, "fixturenames", ()) or "ray" in item.name.split("_"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ray_shut_down_after_each_module() -> Iterator[None]:
+    """Ray started in the test process (``Engine("ray")`` joins or starts a cluster and keeps it, as a command
+    does until it exits) is shut down when the module ends: a process forked later by another module's test
+    (a DataLoader's workers) would inherit Ray's threads' locks and could hang on them."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 MakeVideo = Callable[..., tuple[Path, torch.Tensor]]

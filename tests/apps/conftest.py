@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    """Ray, initialized; the engine joins it rather than starting its own (starting one costs seconds)."""
+    """Ray, initialized for the tests of one module; the engine joins it rather than starting its own (starting
+    one costs seconds). Shut down after them: Ray's threads in the test process would deadlock the children that
+    later tests fork (a DataLoader's workers)."""
     ray = pytest.importorskip("ray")
     # The tests' own functions travel by value: Ray's workers do not import the tests package.
     for name in ("tests.apps.test_prepare", "tests.apps.test_predict"):
