@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/decode.py

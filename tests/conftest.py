@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,14 +11,6 @@ import torch
 
 from tests.videos import pattern_frames
 from vidfit.io import write_video
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # One thread per test process: `make test`'s two processes fill the CI machine's two cores, where two
-        # thread pools each sized for both cores would make their threads wait on each other.
-        os.environ["OMP_NUM_THREADS"] = "1"  # the processes a test starts (torchrun, Ray, the command line)
-        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
