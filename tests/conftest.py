@@ -14,6 +14,9 @@ from vidfit.io import write_video
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The tests that run Ray in this process go last: Ray's gRPC threads outlive ray.shutdown(), and a process
+    # forked after them (a DataLoader's workers, in a later test) can hang on a lock one of them held.
+    items.sort(key=lambda item: "ray_cluster" in getattr(item, "fixturenames", ()))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
