@@ -38,7 +38,10 @@ class _PackedFrame:
 
     def copy_to(self, out: np.ndarray) -> None:
         height, width = self._size if self._size is not None else (None, None)
-        plane = self._frame.reformat(width=width, height=height, format="rgb24").planes[0]
+        # One scaling thread: PyAV's default (0) gives each conversion a pool of FFmpeg threads, and a loader
+        # worker forked from a process that converted frames that way hung in its first conversion. Decoding
+        # keeps its own threads; a frame this size converts in well under a millisecond.
+        plane = self._frame.reformat(width=width, height=height, format="rgb24", threads=1).planes[0]
         rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
         out[...] = rows[:, : plane.width * 3].reshape(plane.height, plane.width, 3)
 
