@@ -152,13 +152,10 @@ def _workers(
 ) -> dict[str, Any]:
     """DataLoader's worker arguments; without workers, sets up the main process's readers and sampling instead.
 
-    FFmpeg threads per reader: the config's `num_threads`, else the cores shared among the workers; one in the
-    main process, which also forks the training loader's workers: a worker forked while one of FFmpeg's threads
-    held a lock of FFmpeg's (its log's, say) hangs on that lock at its first conversion.
+    FFmpeg threads per reader: the config's `num_threads`, else the cores shared among the workers.
     """
     configured = dataset.config.num_threads if isinstance(dataset, VideoDataset) else None
-    shared = max(1, (os.cpu_count() or 1) // num_workers) if num_workers > 0 else 1
-    threads = configured if configured is not None else shared
+    threads = configured if configured is not None else max(1, (os.cpu_count() or 1) // max(num_workers, 1))
     if num_workers == 0:
         if isinstance(dataset, VideoDataset):
             dataset.reader_threads = threads
