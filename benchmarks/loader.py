@@ -303,7 +303,7 @@ def _decode_from(container: av.container.InputContainer, start: int, num_frames:
     for frame in container.decode(stream):
         if frame.time is not None and frame.time < start_seconds - 1e-6:
             continue
-        frames.append(frame.to_ndarray(format="rgb24"))
+        frames.append(frame.to_ndarray(format="rgb24", threads=1))  # as vidfit converts (io/_pyav.py)
         if len(frames) == num_frames:
             break
     return np.stack(frames)
